@@ -1,0 +1,40 @@
+# Makefile for eventstore (PGXS)
+
+EXTENSION = eventstore
+EXTVERSION = 0.1.0
+
+MODULE_big = eventstore
+OBJS = \
+	src/eventstore.o \
+	src/guc.o \
+	src/hash.o \
+	src/position.o \
+	src/append.o \
+	src/read.o \
+	src/guard.o
+
+# The install script is assembled from the pieces in src/sql, in name order.
+SQL_PIECES = $(sort $(wildcard src/sql/*.sql))
+DATA_built = eventstore--$(EXTVERSION).sql
+
+# -Wextra less unused-parameter: PostgreSQL's own headers, hooks and fmgr
+# signatures have parameters a function need not use.
+PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter
+
+REGRESS = $(basename $(notdir $(sort $(wildcard sql/*.sql))))
+REGRESS_OPTS = --load-extension=eventstore
+
+ISOLATION = $(basename $(notdir $(sort $(wildcard test/isolation/specs/*.spec))))
+ISOLATION_OPTS = --inputdir=test/isolation --load-extension=eventstore
+
+EXTRA_CLEAN = eventstore--$(EXTVERSION).sql results output_iso log \
+	regression.diffs regression.out tmp_check
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+eventstore--$(EXTVERSION).sql: $(SQL_PIECES)
+	cat $^ > $@
+
+$(OBJS): src/eventstore.h

@@ -1,0 +1,796 @@
+/*-------------------------------------------------------------------------
+ *
+ * append.c
+ *		eventstore.append(): atomic batch appends with optimistic concurrency
+ *		and de-duplication by event id.
+ *
+ * One call appends a batch to one stream:
+ *
+ *	1. validate every argument before touching anything;
+ *	2. lock the stream's row in eventstore.streams (FOR UPDATE), or create
+ *	   it; concurrent appends to one stream queue here, appends to other
+ *	   streams do not meet at all;
+ *	3. look the batch's event ids up in the stream: stored ones come back as
+ *	   duplicates with their stored positions; a batch that is wholly stored
+ *	   is a retry and returns the original result without any other check;
+ *	4. check the expected version against the stream's current version;
+ *	5. take positions for the new events from the allocator (position.c);
+ *	6. insert them into the stream's partition with one table_multi_insert
+ *	   and their index entries, and move the stream's version.
+ *
+ * Concurrency: the stream row lock serializes appenders of a stream for the
+ * rest of their transactions, so the second of two appenders sees the
+ * first one's events (READ COMMITTED takes a new snapshot per statement) and
+ * reports the same event ids as duplicates, or appends them itself if the
+ * first aborted.  In REPEATABLE READ and SERIALIZABLE a concurrent append to
+ * the same stream makes the later one fail with a serialization failure, as
+ * any concurrent update does.  The unique indexes on (bucket, stream_id,
+ * stream_order) and (bucket, stream_id, event_id) back this up.
+ *
+ * The function runs as the extension owner (SECURITY DEFINER with a pinned
+ * search_path); callers need EXECUTE on it, not privileges on the tables.
+ *
+ * src/append.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/detoast.h"
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "partitioning/partbounds.h"
+#include "partitioning/partdesc.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/partcache.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/xid8.h"
+#include "utils/typcache.h"
+#include "utils/uuid.h"
+
+#include "eventstore.h"
+
+/* Attributes of eventstore.event_in. */
+enum
+{
+	EVENT_IN_TYPE,
+	EVENT_IN_DATA,
+	EVENT_IN_METADATA,
+	EVENT_IN_ID,
+	EVENT_IN_SCHEMA_VERSION,
+	EVENT_IN_NATTS
+};
+
+/* Columns of eventstore.events, matched by name against each partition. */
+enum
+{
+	COL_INSERT_ORDER,
+	COL_STREAM_ORDER,
+	COL_RECORDED_AT,
+	COL_WRITER_XID,
+	COL_BUCKET,
+	COL_SCHEMA_VERSION,
+	COL_EVENT_ID,
+	COL_STREAM_ID,
+	COL_EVENT_TYPE,
+	COL_PARTITION_KEY,
+	COL_DATA,
+	COL_METADATA,
+	NUM_COLUMNS
+};
+
+static const char *const es_column_names[NUM_COLUMNS] = {
+	"insert_order", "stream_order", "recorded_at", "writer_xid", "bucket",
+	"schema_version", "event_id", "stream_id", "event_type",
+	"partition_key", "data", "metadata"
+};
+
+/* One event of the batch, with its outcome. */
+typedef struct EsEvent
+{
+	Datum		event_type;
+	Datum		data;
+	Datum		metadata;
+	bool		metadata_null;
+	pg_uuid_t  *event_id;
+	int32		schema_version;
+
+	bool		duplicate;
+	int64		stream_order;
+	int64		insert_order;
+} EsEvent;
+
+/* The stream the batch goes to. */
+typedef struct EsStream
+{
+	text	   *stream_id;
+	text	   *given_key;		/* the caller's partition key, or NULL */
+	text	   *partition_key;	/* the stream's partition key */
+	int			bucket;
+	int64		version;		/* before this append; 0 if it is new */
+	bool		exists;
+} EsStream;
+
+/* Plans kept for the life of the backend. */
+static SPIPlanPtr lock_plan = NULL;
+static SPIPlanPtr create_plan = NULL;
+static SPIPlanPtr dedup_plan = NULL;
+static SPIPlanPtr update_plan = NULL;
+
+PG_FUNCTION_INFO_V1(eventstore_append);
+
+static SPIPlanPtr
+es_prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 sql, SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		*cache = plan;
+	}
+	return *cache;
+}
+
+/* Argument checks. */
+
+static inline void
+es_check_key(text *key, const char *what)
+{
+	int			len = VARSIZE_ANY_EXHDR(key);
+
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", what)));
+	if (len > ES_MAX_KEY_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is too long", what),
+				 errdetail("It is %d bytes long; at most %d bytes are allowed.",
+						   len, ES_MAX_KEY_BYTES)));
+}
+
+static inline void
+es_check_expected_version(int64 expected)
+{
+	if (expected < -1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid expected version %lld", (long long) expected),
+				 errhint("Use NULL for any version, 0 for a new stream, -1 for an existing stream, or the exact version.")));
+}
+
+static inline void
+es_check_not_null(bool isnull, int i, const char *field)
+{
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s of event %d must not be null", field, i + 1)));
+}
+
+/*
+ * Unpack the events array into EsEvent entries, checking each one.
+ */
+static EsEvent *
+es_unpack_events(ArrayType *array, int *nevents)
+{
+	Oid			elemtype = ARR_ELEMTYPE(array);
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	Datum	   *elems;
+	bool	   *elemnulls;
+	int			n;
+	EsEvent    *events;
+	TupleDesc	desc = NULL;
+	Size		max_size = (Size) es_max_event_size_kb * 1024;
+
+	if (ARR_NDIM(array) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("events must be a one-dimensional array")));
+
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(array, elemtype, typlen, typbyval, typalign,
+					  &elems, &elemnulls, &n);
+
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("events must contain at least one event")));
+	if (n > es_max_append_events)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many events in one append"),
+				 errdetail("The batch has %d events; eventstore.max_append_events is %d.",
+						   n, es_max_append_events),
+				 errhint("Split the batch, or raise eventstore.max_append_events.")));
+
+	events = palloc0(sizeof(EsEvent) * n);
+	for (int i = 0; i < n; i++)
+	{
+		HeapTupleHeader td;
+		HeapTupleData tuple;
+		Datum		values[EVENT_IN_NATTS];
+		bool		nulls[EVENT_IN_NATTS];
+		EsEvent    *ev = &events[i];
+		int			typelen;
+		Size		size;
+
+		if (elemnulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("event %d of the batch is null", i + 1)));
+
+		td = DatumGetHeapTupleHeader(elems[i]);
+		if (desc == NULL)
+		{
+			desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(td),
+										  HeapTupleHeaderGetTypMod(td));
+			if (desc->natts != EVENT_IN_NATTS)
+				elog(ERROR, "eventstore.event_in has %d attributes, expected %d",
+					 desc->natts, EVENT_IN_NATTS);
+		}
+		tuple.t_len = HeapTupleHeaderGetDatumLength(td);
+		ItemPointerSetInvalid(&tuple.t_self);
+		tuple.t_tableOid = InvalidOid;
+		tuple.t_data = td;
+		heap_deform_tuple(&tuple, desc, values, nulls);
+
+		es_check_not_null(nulls[EVENT_IN_TYPE], i, "event_type");
+		es_check_not_null(nulls[EVENT_IN_DATA], i, "data");
+		es_check_not_null(nulls[EVENT_IN_ID], i, "event_id");
+		es_check_not_null(nulls[EVENT_IN_SCHEMA_VERSION], i, "schema_version");
+
+		ev->event_type = PointerGetDatum(PG_DETOAST_DATUM_PACKED(values[EVENT_IN_TYPE]));
+		typelen = VARSIZE_ANY_EXHDR(DatumGetPointer(ev->event_type));
+		if (typelen == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("event_type of event %d must not be empty", i + 1)));
+		if (typelen > ES_MAX_TYPE_BYTES)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("event_type of event %d is too long", i + 1),
+					 errdetail("It is %d bytes long; at most %d bytes are allowed.",
+							   typelen, ES_MAX_TYPE_BYTES)));
+
+		ev->schema_version = DatumGetInt32(values[EVENT_IN_SCHEMA_VERSION]);
+		if (ev->schema_version < 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("schema_version of event %d must be at least 1", i + 1)));
+
+		ev->data = values[EVENT_IN_DATA];
+		ev->metadata = values[EVENT_IN_METADATA];
+		ev->metadata_null = nulls[EVENT_IN_METADATA];
+		size = toast_raw_datum_size(ev->data);
+		if (!ev->metadata_null)
+			size += toast_raw_datum_size(ev->metadata);
+		if (size > max_size)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("event %d is too large", i + 1),
+					 errdetail("Its data and metadata take %zu bytes; eventstore.max_event_size is %zu bytes.",
+							   size, max_size)));
+
+		ev->event_id = DatumGetUUIDP(values[EVENT_IN_ID]);
+	}
+	if (desc != NULL)
+		ReleaseTupleDesc(desc);
+
+	*nevents = n;
+	return events;
+}
+
+/* Order of event ids, for finding repeats within a batch and lookups. */
+static int
+es_cmp_event_ptr(const void *a, const void *b)
+{
+	const EsEvent *ea = *(EsEvent *const *) a;
+	const EsEvent *eb = *(EsEvent *const *) b;
+
+	return memcmp(ea->event_id->data, eb->event_id->data, UUID_LEN);
+}
+
+/* Sorted pointers to the events; errors if an id repeats in the batch. */
+static EsEvent **
+es_sort_by_id(EsEvent *events, int n)
+{
+	EsEvent   **sorted = palloc(sizeof(EsEvent *) * n);
+
+	for (int i = 0; i < n; i++)
+		sorted[i] = &events[i];
+	qsort(sorted, n, sizeof(EsEvent *), es_cmp_event_ptr);
+
+	for (int i = 1; i < n; i++)
+		if (es_cmp_event_ptr(&sorted[i - 1], &sorted[i]) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("event id %s appears more than once in the batch",
+							DatumGetCString(DirectFunctionCall1(uuid_out,
+																UUIDPGetDatum(sorted[i]->event_id)))),
+					 errhint("Each event of a stream needs its own id.")));
+	return sorted;
+}
+
+static EsEvent *
+es_find_by_id(EsEvent **sorted, int n, pg_uuid_t *id)
+{
+	EsEvent		key;
+	EsEvent    *keyp = &key;
+	EsEvent   **found;
+
+	key.event_id = id;
+	found = bsearch(&keyp, sorted, n, sizeof(EsEvent *), es_cmp_event_ptr);
+	return found ? *found : NULL;
+}
+
+static void
+es_wrong_version(EsStream *stream, int64 expected)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_ES_WRONG_EXPECTED_VERSION),
+			 errmsg("wrong expected version for stream \"%s\"",
+					text_to_cstring(stream->stream_id)),
+			 errdetail("Expected version %lld, but the stream's version is %lld.",
+					   (long long) expected, (long long) stream->version),
+			 errhint("Read the stream again and retry with its current version.")));
+}
+
+static void
+es_check_version(EsStream *stream, bool has_expected, int64 expected)
+{
+	if (!has_expected)
+		return;
+	if (expected == 0 && stream->version != 0)
+		es_wrong_version(stream, expected);
+	if (expected == -1 && stream->version == 0)
+		es_wrong_version(stream, expected);
+	if (expected > 0 && stream->version != expected)
+		es_wrong_version(stream, expected);
+}
+
+/*
+ * Lock the stream's row, or create it with the version it will have after
+ * this append.  Returns with stream->exists and stream->version set.  A new
+ * stream is checked against the expected version before it is created.
+ */
+static void
+es_lock_or_create_stream(EsStream *stream, bool has_expected, int64 expected,
+						 int nevents, TimestampTz now)
+{
+	Oid			lock_types[1] = {TEXTOID};
+	Oid			create_types[5] = {TEXTOID, TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID};
+
+	es_prepare(&lock_plan,
+			   "SELECT partition_key, bucket, version FROM eventstore.streams "
+			   "WHERE stream_id = $1 FOR UPDATE",
+			   1, lock_types);
+	es_prepare(&create_plan,
+			   "INSERT INTO eventstore.streams "
+			   "(stream_id, partition_key, bucket, version, created_at, updated_at) "
+			   "VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (stream_id) DO NOTHING",
+			   5, create_types);
+
+	/*
+	 * Two rounds suffice: a failed creation means another transaction created
+	 * the stream and committed, and then the lock finds the row.
+	 */
+	for (int round = 0; round < 3; round++)
+	{
+		Datum		lock_args[1] = {PointerGetDatum(stream->stream_id)};
+		Datum		create_args[5];
+		int			rc;
+
+		rc = SPI_execute_plan(lock_plan, lock_args, NULL, false, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "locking the stream failed: %s", SPI_result_code_string(rc));
+		if (SPI_processed == 1)
+		{
+			HeapTuple	row = SPI_tuptable->vals[0];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			text	   *stored_key;
+
+			stored_key = DatumGetTextPP(SPI_getbinval(row, desc, 1, &isnull));
+			if (stream->given_key != NULL &&
+				(VARSIZE_ANY_EXHDR(stored_key) != VARSIZE_ANY_EXHDR(stream->given_key) ||
+				 memcmp(VARDATA_ANY(stored_key), VARDATA_ANY(stream->given_key),
+						VARSIZE_ANY_EXHDR(stored_key)) != 0))
+				ereport(ERROR,
+						(errcode(ERRCODE_ES_PARTITION_KEY_MISMATCH),
+						 errmsg("stream \"%s\" has a different partition key",
+								text_to_cstring(stream->stream_id)),
+						 errdetail("The stream's partition key is \"%s\"; the call names \"%s\".",
+								   text_to_cstring(stored_key),
+								   text_to_cstring(stream->given_key)),
+						 errhint("Pass the stream's own partition key, or NULL.")));
+			stream->partition_key = DatumGetTextPCopy(PointerGetDatum(stored_key));
+			stream->bucket = DatumGetInt32(SPI_getbinval(row, desc, 2, &isnull));
+			stream->version = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
+			stream->exists = true;
+			return;
+		}
+
+		/* The stream is new. */
+		stream->version = 0;
+		stream->exists = false;
+		es_check_version(stream, has_expected, expected);
+
+		stream->partition_key = stream->given_key ? stream->given_key : stream->stream_id;
+		stream->bucket = EsBucketOf(VARDATA_ANY(stream->partition_key),
+									VARSIZE_ANY_EXHDR(stream->partition_key));
+		create_args[0] = PointerGetDatum(stream->stream_id);
+		create_args[1] = PointerGetDatum(stream->partition_key);
+		create_args[2] = Int32GetDatum(stream->bucket);
+		create_args[3] = Int64GetDatum((int64) nevents);
+		create_args[4] = TimestampTzGetDatum(now);
+		rc = SPI_execute_plan(create_plan, create_args, NULL, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "creating the stream failed: %s", SPI_result_code_string(rc));
+		if (SPI_processed == 1)
+			return;
+	}
+	elog(ERROR, "could not lock or create stream \"%s\"",
+		 text_to_cstring(stream->stream_id));
+}
+
+/*
+ * Mark the events whose ids the stream already holds, with their stored
+ * positions.  Returns how many are new.
+ */
+static int
+es_mark_duplicates(EsStream *stream, EsEvent *events, EsEvent **sorted, int n)
+{
+	Oid			types[3] = {INT4OID, TEXTOID, UUIDARRAYOID};
+	Datum		args[3];
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	int			rc;
+	int			fresh = n;
+
+	es_prepare(&dedup_plan,
+			   "SELECT event_id, stream_order, insert_order FROM eventstore.events "
+			   "WHERE bucket = $1 AND stream_id = $2 AND event_id = ANY ($3)",
+			   3, types);
+
+	for (int i = 0; i < n; i++)
+		ids[i] = UUIDPGetDatum(events[i].event_id);
+	args[0] = Int32GetDatum(stream->bucket);
+	args[1] = PointerGetDatum(stream->stream_id);
+	args[2] = PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN, false,
+											  TYPALIGN_CHAR));
+	rc = SPI_execute_plan(dedup_plan, args, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "looking up event ids failed: %s", SPI_result_code_string(rc));
+
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		EsEvent    *ev;
+
+		ev = es_find_by_id(sorted, n,
+						   DatumGetUUIDP(SPI_getbinval(row, desc, 1, &isnull)));
+		if (ev == NULL || ev->duplicate)
+			continue;
+		ev->duplicate = true;
+		ev->stream_order = DatumGetInt64(SPI_getbinval(row, desc, 2, &isnull));
+		ev->insert_order = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
+		fresh--;
+	}
+	return fresh;
+}
+
+/*
+ * The leaf partition of eventstore.events that holds a bucket, found the
+ * way tuple routing finds it, from the partition bounds.
+ */
+static Oid
+es_partition_for_bucket(Relation parent, int bucket)
+{
+	PartitionKey key = RelationGetPartitionKey(parent);
+	PartitionDesc pd = RelationGetPartitionDesc(parent, true);
+	PartitionBoundInfo bounds = pd->boundinfo;
+	Datum		value = Int32GetDatum(bucket);
+	bool		is_equal;
+	int			offset;
+	int			index = -1;
+
+	if (key->strategy != PARTITION_STRATEGY_RANGE || key->partnatts != 1)
+		elog(ERROR, "eventstore.events must be partitioned by range of bucket");
+
+	if (bounds != NULL && bounds->ndatums > 0)
+	{
+		offset = partition_range_datum_bsearch(key->partsupfunc,
+											   key->partcollation,
+											   bounds, 1, &value, &is_equal);
+		index = bounds->indexes[offset + 1];
+	}
+	if (index < 0 && bounds != NULL && partition_bound_has_default(bounds))
+		index = bounds->default_index;
+	if (index < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no partition of eventstore.events holds bucket %d", bucket),
+				 errhint("Every bucket from 0 to %d needs a partition.", ES_BUCKETS - 1)));
+	if (!pd->is_leaf[index])
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("sub-partitioned partitions of eventstore.events are not supported")));
+	return pd->oids[index];
+}
+
+/*
+ * Insert the new events into their partition in one multi-insert, then
+ * their index entries.  All go to one partition: one stream, one bucket.
+ */
+static void
+es_insert_events(EsStream *stream, EsEvent *events, int n, int nfresh,
+				 TimestampTz now)
+{
+	Oid			nsp = get_namespace_oid("eventstore", false);
+	Relation	parent;
+	Relation	rel;
+	TupleDesc	desc;
+	int			colmap[MaxTupleAttributeNumber];
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot **slots;
+	BulkInsertState bistate;
+	Datum		xid = FullTransactionIdGetDatum(GetTopFullTransactionId());
+	int			k = 0;
+
+	parent = table_open(get_relname_relid("events", nsp), RowExclusiveLock);
+	rel = table_open(es_partition_for_bucket(parent, stream->bucket),
+					 RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+
+	/* columns by name: a partition attached later may order them otherwise */
+	for (int a = 0; a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+
+		colmap[a] = -1;
+		if (att->attisdropped)
+			continue;
+		for (int c = 0; c < NUM_COLUMNS; c++)
+			if (strcmp(NameStr(att->attname), es_column_names[c]) == 0)
+				colmap[a] = c;
+	}
+
+	estate = CreateExecutorState();
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+
+	slots = palloc(sizeof(TupleTableSlot *) * nfresh);
+	for (int i = 0; i < n; i++)
+	{
+		EsEvent    *ev = &events[i];
+		TupleTableSlot *slot;
+		Datum		col[NUM_COLUMNS];
+		bool		colnull[NUM_COLUMNS] = {0};
+
+		if (ev->duplicate)
+			continue;
+
+		col[COL_INSERT_ORDER] = Int64GetDatum(ev->insert_order);
+		col[COL_STREAM_ORDER] = Int64GetDatum(ev->stream_order);
+		col[COL_RECORDED_AT] = TimestampTzGetDatum(now);
+		col[COL_WRITER_XID] = xid;
+		col[COL_BUCKET] = Int32GetDatum(stream->bucket);
+		col[COL_SCHEMA_VERSION] = Int32GetDatum(ev->schema_version);
+		col[COL_EVENT_ID] = UUIDPGetDatum(ev->event_id);
+		col[COL_STREAM_ID] = PointerGetDatum(stream->stream_id);
+		col[COL_EVENT_TYPE] = ev->event_type;
+		col[COL_PARTITION_KEY] = PointerGetDatum(stream->partition_key);
+		col[COL_DATA] = ev->data;
+		col[COL_METADATA] = ev->metadata;
+		colnull[COL_METADATA] = ev->metadata_null;
+
+		slot = table_slot_create(rel, NULL);
+		ExecClearTuple(slot);
+		for (int a = 0; a < desc->natts; a++)
+		{
+			if (colmap[a] < 0)
+			{
+				slot->tts_values[a] = (Datum) 0;
+				slot->tts_isnull[a] = true;
+			}
+			else
+			{
+				slot->tts_values[a] = col[colmap[a]];
+				slot->tts_isnull[a] = colnull[colmap[a]];
+			}
+		}
+		ExecStoreVirtualTuple(slot);
+		slots[k++] = slot;
+	}
+	Assert(k == nfresh);
+
+	bistate = nfresh > 1 ? GetBulkInsertState() : NULL;
+	table_multi_insert(rel, slots, nfresh, GetCurrentCommandId(true), 0, bistate);
+	for (int i = 0; i < nfresh; i++)
+	{
+		List	   *recheck;
+
+		recheck = ExecInsertIndexTuples(rri, slots[i], estate,
+#if PG_VERSION_NUM >= 160000
+										false,
+#endif
+										false, false, NULL, NIL
+#if PG_VERSION_NUM >= 160000
+										, false
+#endif
+			);
+		list_free(recheck);
+		ResetPerTupleExprContext(estate);
+		ExecDropSingleTupleTableSlot(slots[i]);
+	}
+	if (bistate != NULL)
+		FreeBulkInsertState(bistate);
+	table_finish_bulk_insert(rel, 0);
+
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
+	table_close(parent, NoLock);
+}
+
+/* Move the stream's version after appending to an existing stream. */
+static void
+es_update_stream(EsStream *stream, int64 version, TimestampTz now)
+{
+	Oid			types[3] = {TEXTOID, INT8OID, TIMESTAMPTZOID};
+	Datum		args[3];
+	int			rc;
+
+	es_prepare(&update_plan,
+			   "UPDATE eventstore.streams SET version = $2, updated_at = $3 "
+			   "WHERE stream_id = $1",
+			   3, types);
+	args[0] = PointerGetDatum(stream->stream_id);
+	args[1] = Int64GetDatum(version);
+	args[2] = TimestampTzGetDatum(now);
+
+	es_append_active = true;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(update_plan, args, NULL, false, 0);
+	}
+	PG_FINALLY();
+	{
+		es_append_active = false;
+	}
+	PG_END_TRY();
+	if (rc != SPI_OK_UPDATE || SPI_processed != 1)
+		elog(ERROR, "updating the stream failed: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * eventstore.append(stream_id text, events eventstore.event_in[],
+ *					 expected_version bigint DEFAULT NULL,
+ *					 partition_key text DEFAULT NULL)
+ * returns table (event_id uuid, stream_order bigint, insert_order bigint,
+ *				  duplicate boolean)
+ *
+ * Appends the batch to the stream atomically: all new events are stored, or
+ * none.  One row per input event, in input order.  An event whose id the
+ * stream already holds is not stored again and comes back with
+ * duplicate = true and its stored positions; a batch that the stream
+ * already holds entirely returns its original result whatever the expected
+ * version.  Otherwise expected_version is checked: NULL any, 0 the stream
+ * must not exist, -1 it must exist, N > 0 its version must be exactly N.
+ * partition_key is fixed by the first append (default: the stream id).
+ *
+ * Errors: 22004 null arguments or fields; 22023 empty or over-long ids,
+ * keys and types, repeated event id in the batch, schema_version < 1,
+ * expected_version < -1, empty or multi-dimensional array; 54000 too many
+ * events or an event too large; ES001 wrong expected version; ES002 other
+ * partition key; 40001 in REPEATABLE READ or SERIALIZABLE when another
+ * transaction appended to the stream concurrently; 0A000 at PREPARE
+ * TRANSACTION.  Event ids are unique per stream, not across streams.
+ */
+Datum
+eventstore_append(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	EsStream	stream = {0};
+	bool		has_expected = !PG_ARGISNULL(2);
+	int64		expected = has_expected ? PG_GETARG_INT64(2) : 0;
+	EsEvent    *events;
+	EsEvent   **sorted;
+	int			n;
+	int			nfresh;
+	TimestampTz now;
+
+	EsCheckLoaded();
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("stream_id must not be null")));
+	stream.stream_id = PG_GETARG_TEXT_PP(0);
+	es_check_key(stream.stream_id, "stream_id");
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("events must not be null")));
+	if (has_expected)
+		es_check_expected_version(expected);
+	if (!PG_ARGISNULL(3))
+	{
+		stream.given_key = PG_GETARG_TEXT_PP(3);
+		es_check_key(stream.given_key, "partition_key");
+	}
+	events = es_unpack_events(PG_GETARG_ARRAYTYPE_P(1), &n);
+	sorted = es_sort_by_id(events, n);
+
+	InitMaterializedSRF(fcinfo, 0);
+	now = GetCurrentTimestamp();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	es_lock_or_create_stream(&stream, has_expected, expected, n, now);
+	nfresh = n;
+	if (stream.exists)
+	{
+		nfresh = es_mark_duplicates(&stream, events, sorted, n);
+		if (nfresh > 0)
+			es_check_version(&stream, has_expected, expected);
+	}
+
+	if (nfresh > 0)
+	{
+		int64		position = EsAllocatePositions(nfresh);
+		int64		version = stream.version;
+
+		for (int i = 0; i < n; i++)
+		{
+			if (events[i].duplicate)
+				continue;
+			events[i].stream_order = ++version;
+			events[i].insert_order = position++;
+		}
+		es_insert_events(&stream, events, n, nfresh, now);
+		if (stream.exists)
+			es_update_stream(&stream, version, now);
+	}
+
+	SPI_finish();
+
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = UUIDPGetDatum(events[i].event_id);
+		values[1] = Int64GetDatum(events[i].stream_order);
+		values[2] = Int64GetDatum(events[i].insert_order);
+		values[3] = BoolGetDatum(events[i].duplicate);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,29 @@
+/*-------------------------------------------------------------------------
+ *
+ * eventstore.c
+ *		Module entry point of the eventstore extension.
+ *
+ * _PG_init only delegates: GUCs first, so that shared memory can be sized
+ * from them, then the position allocator's shared memory and transaction
+ * callbacks.
+ *
+ * src/eventstore.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+
+#include "eventstore.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	EsGucInit();
+	EsPositionInit();
+}

@@ -1,0 +1,58 @@
+/*-------------------------------------------------------------------------
+ *
+ * hash.c
+ *		The stable mapping from a partition key to a bucket.
+ *
+ * bucket = FNV-1a (32 bit) of the key's bytes in the database encoding
+ * (UTF-8 in practice), modulo 1024.  It is deliberately not PostgreSQL's
+ * internal hash: routers and applications outside the database must be able
+ * to compute it in a few lines.  The README gives test vectors, and so does
+ * the regression suite; never change this function.
+ *
+ * src/hash.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/builtins.h"
+
+#include "eventstore.h"
+
+#define FNV32_OFFSET_BASIS	((uint32) 2166136261U)
+#define FNV32_PRIME			((uint32) 16777619U)
+
+PG_FUNCTION_INFO_V1(eventstore_bucket_of);
+
+uint32
+EsFnv1a(const char *data, int len)
+{
+	uint32		h = FNV32_OFFSET_BASIS;
+
+	for (int i = 0; i < len; i++)
+	{
+		h ^= (unsigned char) data[i];
+		h *= FNV32_PRIME;
+	}
+	return h;
+}
+
+int
+EsBucketOf(const char *key, int len)
+{
+	return (int) (EsFnv1a(key, len) % ES_BUCKETS);
+}
+
+/*
+ * eventstore.bucket_of(partition_key text) returns integer
+ *
+ * The bucket, 0..1023, that a partition key maps to.  Strict; no errors.
+ */
+Datum
+eventstore_bucket_of(PG_FUNCTION_ARGS)
+{
+	text	   *key = PG_GETARG_TEXT_PP(0);
+
+	PG_RETURN_INT32(EsBucketOf(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)));
+}

@@ -1,0 +1,680 @@
+/*-------------------------------------------------------------------------
+ *
+ * position.c
+ *		The global order: allocation of positions and the head of the feed.
+ *
+ * Every event gets a position (insert_order) that is unique and increasing
+ * across the whole database.  Writers commit in any order, so a reader that
+ * simply followed the highest committed position would skip events whose
+ * writers commit late.  The head is the highest position below which every
+ * allocated position belongs to a finished transaction; eventstore.read_all
+ * never returns events above it, and a reader that resumes from the last
+ * position it saw can therefore never skip a committed event.
+ *
+ * Shared state, per database that uses the extension:
+ *
+ *	next			next position to hand out
+ *	reserved_end	last position of the block reserved in the WAL-logged
+ *					sequence eventstore.position_blocks
+ *	commits			a ring of the most recent appending commits, used to
+ *					find the head of an older snapshot (see below)
+ *
+ * and, per backend, a slot with the lowest position that its open
+ * transaction holds (0 when it holds none).
+ *
+ * Note about locking and visibility:
+ *
+ * One LWLock (tranche "eventstore") protects all of it.  An appender takes
+ * it exclusively to hand itself positions and, in the same step, to record
+ * the lowest of them in its slot; so no reader can ever observe a position
+ * as allocated without also observing the slot that holds it open.  The
+ * slot is cleared from the transaction callback.  In CommitTransaction that
+ * callback runs after ProcArrayEndTransaction, so by the time the slot is
+ * clear the commit is visible to every snapshot taken afterwards; on abort
+ * the events are invisible forever.  A reader computes, under the lock,
+ *
+ *		head = min(next - 1, min(lowest of open slots) - 1)
+ *
+ * and only then takes the snapshot it reads with.  Every position at or
+ * below the head was then allocated by a transaction that had already
+ * ended, so the snapshot sees exactly the committed ones.  Only appenders
+ * hold the head back: unrelated transactions, read-only queries and other
+ * databases have no slot here.
+ *
+ * A REPEATABLE READ or SERIALIZABLE transaction reads with a snapshot taken
+ * before it computes the head; appenders that committed after that snapshot
+ * but before the head was computed are invisible to it.  Each appending
+ * commit therefore also enters a ring with the value of the transaction
+ * completion counter read right after its commit became visible; a
+ * snapshot records the counter's value when it was taken
+ * (snapXactCompletionCount), so every ring entry above that value may be
+ * invisible and lowers the snapshot's head to below its lowest position.
+ * The result is cached for the rest of the transaction.  If the ring has
+ * already dropped an entry newer than the snapshot, the head cannot be
+ * computed and the caller gets a serialization failure.
+ *
+ * Durability: blocks are reserved with nextval() on the sequence, which is
+ * WAL-logged before any position from the block can be committed, so a
+ * crash can never hand out a committed position again.  After a restart the
+ * allocator starts above the sequence's last value; pg_dump keeps that value.
+ *
+ * src/position.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/transam.h"
+#include "access/twophase.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lmgr.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/xid8.h"
+
+#include "eventstore.h"
+
+#if PG_VERSION_NUM >= 170000
+#define ES_MY_SLOT()		(MyProcNumber)
+#define ES_XACT_COMPLETIONS() (TransamVariables->xactCompletionCount)
+#else
+#define ES_MY_SLOT()		(MyBackendId - 1)
+#define ES_XACT_COMPLETIONS() (ShmemVariableCache->xactCompletionCount)
+#endif
+
+/* One appending commit, remembered for snapshot readers. */
+typedef struct EsCommit
+{
+	uint64		completions;	/* completion counter read after the commit */
+	int64		lowest;			/* lowest position the transaction held */
+} EsCommit;
+
+/* Allocation state of one database. */
+typedef struct EsDatabase
+{
+	Oid			dboid;			/* InvalidOid when the entry is free */
+	bool		seeded;			/* next and reserved_end are valid */
+	int64		next;
+	int64		reserved_end;
+	uint64		commits_added;	/* ring writes so far */
+	uint64		evicted_completions;	/* newest entry dropped from ring */
+} EsDatabase;
+
+/* One backend's open transaction. */
+typedef struct EsSlot
+{
+	int			db;				/* index into dbs[], or -1 */
+	int			pid;
+	int64		lowest;			/* 0: holds no position */
+	FullTransactionId xid;
+	TimestampTz xact_start;
+} EsSlot;
+
+typedef struct EsShared
+{
+	LWLock	   *lock;
+	int			ndbs;
+	int			nslots;
+	int			ring_size;
+	EsDatabase *dbs;			/* ndbs entries */
+	EsSlot	   *slots;			/* nslots entries */
+	EsCommit   *rings;			/* ndbs * ring_size entries */
+} EsShared;
+
+static EsShared *es_shared = NULL;
+
+#if PG_VERSION_NUM >= 150000
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+#endif
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* Backend-local state. */
+static int	my_db = -1;			/* cached index of this database */
+static bool xact_holds_positions = false;
+static bool xact_head_valid = false;
+static int64 xact_head = 0;
+
+PG_FUNCTION_INFO_V1(eventstore_head);
+PG_FUNCTION_INFO_V1(eventstore_open_appenders);
+
+static int
+es_slot_count(void)
+{
+#if PG_VERSION_NUM >= 150000
+	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
+#else
+	return MaxConnections + autovacuum_max_workers + 1 +
+		max_worker_processes + max_wal_senders + NUM_AUXILIARY_PROCS +
+		max_prepared_xacts;
+#endif
+}
+
+static Size
+es_shmem_size(void)
+{
+	Size		size;
+
+	size = MAXALIGN(sizeof(EsShared));
+	size = add_size(size, MAXALIGN(mul_size(es_max_databases, sizeof(EsDatabase))));
+	size = add_size(size, MAXALIGN(mul_size(es_slot_count(), sizeof(EsSlot))));
+	size = add_size(size, mul_size(mul_size(es_max_databases, es_commit_history),
+								   sizeof(EsCommit)));
+	return size;
+}
+
+static void
+es_shmem_request(void)
+{
+#if PG_VERSION_NUM >= 150000
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+#endif
+	RequestAddinShmemSpace(es_shmem_size());
+	RequestNamedLWLockTranche("eventstore", 1);
+}
+
+static void
+es_shmem_startup(void)
+{
+	bool		found;
+	char	   *p;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	p = ShmemInitStruct("eventstore", es_shmem_size(), &found);
+	es_shared = (EsShared *) p;
+	if (!found)
+	{
+		es_shared->lock = &(GetNamedLWLockTranche("eventstore"))->lock;
+		es_shared->ndbs = es_max_databases;
+		es_shared->nslots = es_slot_count();
+		es_shared->ring_size = es_commit_history;
+		p += MAXALIGN(sizeof(EsShared));
+		es_shared->dbs = (EsDatabase *) p;
+		p += MAXALIGN(mul_size(es_shared->ndbs, sizeof(EsDatabase)));
+		es_shared->slots = (EsSlot *) p;
+		p += MAXALIGN(mul_size(es_shared->nslots, sizeof(EsSlot)));
+		es_shared->rings = (EsCommit *) p;
+
+		for (int i = 0; i < es_shared->ndbs; i++)
+		{
+			es_shared->dbs[i].dboid = InvalidOid;
+			es_shared->dbs[i].seeded = false;
+		}
+		for (int i = 0; i < es_shared->nslots; i++)
+		{
+			es_shared->slots[i].db = -1;
+			es_shared->slots[i].lowest = 0;
+		}
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * EsCheckLoaded
+ *		Raise an error unless the library was loaded at server start.
+ */
+void
+EsCheckLoaded(void)
+{
+	if (es_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("eventstore must be loaded via \"shared_preload_libraries\""),
+				 errhint("Add eventstore to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/*
+ * Find this database's entry, claiming a free one on first use.  Caller
+ * holds the lock exclusively.  Entries of dropped databases are reclaimed
+ * when no free entry is left.
+ */
+static EsDatabase *
+es_my_database(void)
+{
+	int			free_entry = -1;
+
+	if (my_db >= 0)
+		return &es_shared->dbs[my_db];
+
+	for (int i = 0; i < es_shared->ndbs; i++)
+	{
+		Oid			dboid = es_shared->dbs[i].dboid;
+
+		if (dboid == MyDatabaseId)
+		{
+			my_db = i;
+			return &es_shared->dbs[i];
+		}
+		if (free_entry < 0 &&
+			(!OidIsValid(dboid) ||
+			 !SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dboid))))
+			free_entry = i;
+	}
+
+	if (free_entry < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many databases use eventstore"),
+				 errdetail("All %d entries allowed by \"eventstore.max_databases\" are in use.",
+						   es_shared->ndbs),
+				 errhint("Raise eventstore.max_databases and restart the server.")));
+
+	for (int i = 0; i < es_shared->nslots; i++)
+		if (es_shared->slots[i].db == free_entry)
+			es_shared->slots[i].db = -1;
+	es_shared->dbs[free_entry].dboid = MyDatabaseId;
+	es_shared->dbs[free_entry].seeded = false;
+	es_shared->dbs[free_entry].commits_added = 0;
+	es_shared->dbs[free_entry].evicted_completions = 0;
+	my_db = free_entry;
+	return &es_shared->dbs[free_entry];
+}
+
+/* The OID of eventstore.position_blocks in this database. */
+static Oid
+es_blocks_sequence(void)
+{
+	Oid			nsp = get_namespace_oid("eventstore", false);
+	Oid			seq = get_relname_relid("position_blocks", nsp);
+
+	if (!OidIsValid(seq))
+		elog(ERROR, "sequence eventstore.position_blocks is missing");
+	return seq;
+}
+
+/*
+ * Set next from the sequence without reserving anything: every block the
+ * sequence has handed out lies below last_value + block, and no block can
+ * be reserved while we hold the lock.  Caller holds the lock exclusively
+ * and a lock on the sequence.
+ */
+static void
+es_seed(EsDatabase *db, Oid seq)
+{
+	LOCAL_FCINFO(fcinfo, 1);
+	Datum		last;
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = ObjectIdGetDatum(seq);
+	fcinfo->args[0].isnull = false;
+	last = pg_sequence_last_value(fcinfo);
+
+	if (fcinfo->isnull)
+		db->next = 1;
+	else
+		db->next = DatumGetInt64(last) + ES_POSITION_BLOCK;
+	db->reserved_end = db->next - 1;
+	db->seeded = true;
+}
+
+/*
+ * Reserve blocks until count positions from next on are covered.  The
+ * positions of one call stay contiguous: a block that does not continue the
+ * current one moves next up to its start.  A sequence that is behind the
+ * allocator (recreated, or set back by hand) is moved forward first.
+ * Caller holds the lock exclusively and a lock on the sequence.
+ */
+static void
+es_reserve(EsDatabase *db, Oid seq, int count)
+{
+	while (db->reserved_end < db->next + count - 1)
+	{
+		int64		v = DatumGetInt64(DirectFunctionCall1(nextval_oid,
+														  ObjectIdGetDatum(seq)));
+
+		if (v <= db->reserved_end || v < db->next)
+		{
+			DirectFunctionCall3(setval3_oid,
+								ObjectIdGetDatum(seq),
+								Int64GetDatum(Max(db->next, db->reserved_end + 1)),
+								BoolGetDatum(false));
+			continue;
+		}
+		if (v == db->reserved_end + 1)
+			db->reserved_end += ES_POSITION_BLOCK;
+		else
+		{
+			db->next = v;
+			db->reserved_end = v + ES_POSITION_BLOCK - 1;
+		}
+	}
+}
+
+/*
+ * EsAllocatePositions
+ *		Hand count contiguous positions to the current transaction and return
+ *		the first.  They stay open, holding the head back, until the top-level
+ *		transaction ends.
+ */
+int64
+EsAllocatePositions(int count)
+{
+	FullTransactionId xid = GetTopFullTransactionId();
+	Oid			seq = InvalidOid;
+	EsDatabase *db;
+	EsSlot	   *slot;
+	int64		first;
+
+	Assert(count > 0);
+	EsCheckLoaded();
+
+	for (;;)
+	{
+		LWLockAcquire(es_shared->lock, LW_EXCLUSIVE);
+		db = es_my_database();
+		if (db->seeded && db->next + count - 1 <= db->reserved_end)
+			break;
+		if (OidIsValid(seq))
+		{
+			/* we hold the sequence's lock: safe to work on it under ours */
+			if (!db->seeded)
+				es_seed(db, seq);
+			es_reserve(db, seq, count);
+			break;
+		}
+
+		/*
+		 * Never wait for a heavyweight lock while holding the LWLock: take
+		 * the sequence's lock first and look again.
+		 */
+		LWLockRelease(es_shared->lock);
+		seq = es_blocks_sequence();
+		LockRelationOid(seq, RowExclusiveLock);
+	}
+
+	first = db->next;
+	db->next += count;
+
+	slot = &es_shared->slots[ES_MY_SLOT()];
+	if (slot->lowest == 0)
+	{
+		slot->db = my_db;
+		slot->pid = MyProcPid;
+		slot->lowest = first;
+		slot->xid = xid;
+		slot->xact_start = GetCurrentTransactionStartTimestamp();
+	}
+	LWLockRelease(es_shared->lock);
+
+	xact_holds_positions = true;
+	return first;
+}
+
+/*
+ * The head as of now: below the lowest open position of this database, and
+ * below next.  With a snapshot, also below the lowest position of every
+ * commit the snapshot may not see.  Caller holds the lock.
+ */
+static int64
+es_head_locked(EsDatabase *db, Snapshot snapshot)
+{
+	int64		head = db->next - 1;
+
+	for (int i = 0; i < es_shared->nslots; i++)
+	{
+		EsSlot	   *slot = &es_shared->slots[i];
+
+		if (slot->lowest != 0 && slot->db == my_db)
+			head = Min(head, slot->lowest - 1);
+	}
+
+	if (snapshot != NULL)
+	{
+		uint64		taken = snapshot->snapXactCompletionCount;
+		uint64		kept = Min(db->commits_added, (uint64) es_shared->ring_size);
+		EsCommit   *ring = &es_shared->rings[(Size) my_db * es_shared->ring_size];
+
+		if (db->evicted_completions > taken)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not determine the head of the event feed for this snapshot"),
+					 errdetail("More than %d appending transactions committed since the snapshot was taken.",
+							   es_shared->ring_size),
+					 errhint("Call eventstore.head() or eventstore.read_all() early in the transaction, or raise eventstore.commit_history.")));
+
+		for (uint64 k = 0; k < kept; k++)
+		{
+			EsCommit   *c = &ring[k];
+
+			if (c->completions > taken)
+				head = Min(head, c->lowest - 1);
+		}
+	}
+	return head;
+}
+
+/*
+ * EsHead
+ *		The highest position that the current transaction may read without
+ *		ever skipping a committed event.
+ *
+ * In READ COMMITTED, the caller must take its snapshot after this returns.
+ * In REPEATABLE READ and SERIALIZABLE, the result is the head of the
+ * transaction snapshot and stays fixed for the whole transaction.
+ */
+int64
+EsHead(void)
+{
+	Oid			seq = InvalidOid;
+	Snapshot	snapshot = NULL;
+	int64		head;
+
+	EsCheckLoaded();
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the head of the event feed is not available during recovery"),
+				 errhint("Read the global feed on the primary server.")));
+
+	if (IsolationUsesXactSnapshot())
+	{
+		if (xact_head_valid)
+			return xact_head;
+		snapshot = GetTransactionSnapshot();
+	}
+
+	for (;;)
+	{
+		bool		exclusive = (my_db < 0 || OidIsValid(seq));
+		EsDatabase *db;
+
+		LWLockAcquire(es_shared->lock, exclusive ? LW_EXCLUSIVE : LW_SHARED);
+		db = exclusive ? es_my_database() : &es_shared->dbs[my_db];
+		if (!db->seeded)
+		{
+			if (!OidIsValid(seq))
+			{
+				/* take the sequence's lock before ours, then look again */
+				LWLockRelease(es_shared->lock);
+				seq = es_blocks_sequence();
+				LockRelationOid(seq, AccessShareLock);
+				continue;
+			}
+			es_seed(db, seq);
+		}
+		head = es_head_locked(db, snapshot);
+		LWLockRelease(es_shared->lock);
+		break;
+	}
+
+	if (snapshot != NULL)
+	{
+		xact_head = head;
+		xact_head_valid = true;
+	}
+	return head;
+}
+
+/*
+ * Transaction end: release this backend's positions.  At commit this runs
+ * after ProcArrayEndTransaction, so the commit is already visible.  It must
+ * not fail: at this point the transaction can no longer be aborted.
+ */
+static void
+es_release_slot(bool committed)
+{
+	EsSlot	   *slot;
+
+	LWLockAcquire(es_shared->lock, LW_EXCLUSIVE);
+	slot = &es_shared->slots[ES_MY_SLOT()];
+	if (slot->lowest != 0 && slot->db >= 0)
+	{
+		if (committed)
+		{
+			EsDatabase *db = &es_shared->dbs[slot->db];
+			EsCommit   *ring = &es_shared->rings[(Size) slot->db * es_shared->ring_size];
+			EsCommit   *c = &ring[db->commits_added % es_shared->ring_size];
+
+			if (db->commits_added >= (uint64) es_shared->ring_size)
+				db->evicted_completions = Max(db->evicted_completions,
+											  c->completions);
+			c->completions = ES_XACT_COMPLETIONS();
+			c->lowest = slot->lowest;
+			db->commits_added++;
+		}
+		slot->lowest = 0;
+	}
+	LWLockRelease(es_shared->lock);
+}
+
+static void
+es_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			if (xact_holds_positions)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that has appended events"),
+						 errdetail("A prepared transaction would hold the head of the event feed back until it is resolved.")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			if (xact_holds_positions)
+				es_release_slot(event == XACT_EVENT_COMMIT ||
+								event == XACT_EVENT_PARALLEL_COMMIT);
+			xact_holds_positions = false;
+			xact_head_valid = false;
+			es_append_active = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/* A backend that exits mid-transaction must not leave its slot behind. */
+static void
+es_shmem_exit(int code, Datum arg)
+{
+	if (xact_holds_positions && es_shared != NULL)
+	{
+		es_release_slot(false);
+		xact_holds_positions = false;
+	}
+}
+
+/*
+ * EsPositionInit
+ *		Called from _PG_init: request shared memory when preloaded, and hook
+ *		transaction ends in every backend that loads the library.
+ */
+void
+EsPositionInit(void)
+{
+	if (process_shared_preload_libraries_in_progress)
+	{
+#if PG_VERSION_NUM >= 150000
+		prev_shmem_request_hook = shmem_request_hook;
+		shmem_request_hook = es_shmem_request;
+#else
+		es_shmem_request();
+#endif
+		prev_shmem_startup_hook = shmem_startup_hook;
+		shmem_startup_hook = es_shmem_startup;
+	}
+
+	RegisterXactCallback(es_xact_callback, NULL);
+	on_shmem_exit(es_shmem_exit, (Datum) 0);
+}
+
+/*
+ * eventstore.head() returns bigint
+ *
+ * The highest position that eventstore.read_all() may return now: every
+ * event at or below it is committed or will never be.  Held back only by
+ * open transactions of this database that appended.  In REPEATABLE READ and
+ * SERIALIZABLE it is the head of the transaction's snapshot, fixed for the
+ * transaction.  Errors: not preloaded (55000), during recovery (0A000), a
+ * snapshot older than eventstore.commit_history commits (40001).  A query
+ * that reads eventstore.events directly with head() in its own WHERE clause
+ * is not protected: its snapshot predates the call.
+ */
+Datum
+eventstore_head(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(EsHead());
+}
+
+/*
+ * eventstore.open_appenders() returns setof (pid, lowest_position,
+ * writer_xid, xact_start)
+ *
+ * The transactions of this database that hold positions not yet committed.
+ * The one with the lowest position is what holds the head back.
+ */
+Datum
+eventstore_open_appenders(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	EsSlot	   *copy;
+	int			ncopied = 0;
+
+	EsCheckLoaded();
+	InitMaterializedSRF(fcinfo, 0);
+
+	/* copy the slots out first: nothing that can fail under the lock */
+	copy = palloc(sizeof(EsSlot) * es_shared->nslots);
+	LWLockAcquire(es_shared->lock, LW_EXCLUSIVE);
+	(void) es_my_database();
+	for (int i = 0; i < es_shared->nslots; i++)
+	{
+		EsSlot	   *slot = &es_shared->slots[i];
+
+		if (slot->lowest != 0 && slot->db == my_db)
+			copy[ncopied++] = *slot;
+	}
+	LWLockRelease(es_shared->lock);
+
+	for (int i = 0; i < ncopied; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = Int32GetDatum(copy[i].pid);
+		values[1] = Int64GetDatum(copy[i].lowest);
+		values[2] = FullTransactionIdGetDatum(copy[i].xid);
+		values[3] = TimestampTzGetDatum(copy[i].xact_start);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+
+	PG_RETURN_VOID();
+}

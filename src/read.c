@@ -1,0 +1,257 @@
+/*-------------------------------------------------------------------------
+ *
+ * read.c
+ *		Reading the log: the global feed and single streams.
+ *
+ * eventstore.read_all computes the head first and only then runs its query,
+ * so in READ COMMITTED the query's snapshot is taken after the head and
+ * sees every committed event at or below it (see position.c).  In
+ * REPEATABLE READ and SERIALIZABLE the head is that of the transaction
+ * snapshot, so the same holds for the transaction's reads.
+ *
+ * eventstore.read_stream looks the stream's bucket up first and passes it
+ * to the events query, so that only the stream's partition is scanned.
+ * Appends to one stream commit in stream order (they queue on the stream's
+ * row), so a stream read never has gaps to guard against.
+ *
+ * Rows go straight from the executor into the function's tuplestore.
+ *
+ * src/read.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "executor/tstoreReceiver.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "nodes/params.h"
+#include "utils/builtins.h"
+
+#include "eventstore.h"
+
+#define ES_READ_COLUMNS \
+	"insert_order, stream_id, stream_order, event_id, event_type, " \
+	"schema_version, data, metadata, recorded_at, partition_key"
+
+static SPIPlanPtr read_all_plan = NULL;
+static SPIPlanPtr stream_bucket_plan = NULL;
+static SPIPlanPtr read_forward_plan = NULL;
+static SPIPlanPtr read_backward_plan = NULL;
+
+PG_FUNCTION_INFO_V1(eventstore_read_all);
+PG_FUNCTION_INFO_V1(eventstore_read_stream);
+
+static SPIPlanPtr
+es_read_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 sql, SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		*cache = plan;
+	}
+	return *cache;
+}
+
+/*
+ * Run a prepared query and send its rows to the function's result
+ * tuplestore.  read_only follows the function's volatility: a volatile
+ * caller gets a new snapshot (in READ COMMITTED) taken now.
+ */
+static void
+es_run_into_result(FunctionCallInfo fcinfo, SPIPlanPtr plan, int nargs,
+				   Oid *types, Datum *values, bool *nulls, bool read_only)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ParamListInfo params = makeParamList(nargs);
+	DestReceiver *dest;
+	SPIExecuteOptions options;
+	int			rc;
+
+	for (int i = 0; i < nargs; i++)
+	{
+		params->params[i].value = values[i];
+		params->params[i].isnull = nulls[i];
+		params->params[i].pflags = PARAM_FLAG_CONST;
+		params->params[i].ptype = types[i];
+	}
+
+	dest = CreateDestReceiver(DestTuplestore);
+	SetTuplestoreDestReceiverParams(dest, rsinfo->setResult,
+									rsinfo->econtext->ecxt_per_query_memory,
+									false, NULL, NULL);
+	memset(&options, 0, sizeof(options));
+	options.params = params;
+	options.read_only = read_only;
+	options.dest = dest;
+
+	rc = SPI_execute_plan_extended(plan, &options);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading events failed: %s", SPI_result_code_string(rc));
+	dest->rDestroy(dest);
+}
+
+static inline void
+es_check_max_count(int32 max_count)
+{
+	if (max_count < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_count must be at least 1")));
+}
+
+/*
+ * eventstore.read_all(after_position bigint DEFAULT 0,
+ *					   max_count integer DEFAULT 1000)
+ * returns setof eventstore.recorded_event
+ *
+ * Committed events with after_position < insert_order <= head(), in
+ * insert_order, at most max_count of them.  A reader that calls it again
+ * with the last position it received sees every committed event exactly
+ * once.  Errors: 22004 null arguments; 22023 negative after_position or
+ * max_count < 1; and those of eventstore.head().
+ */
+Datum
+eventstore_read_all(PG_FUNCTION_ARGS)
+{
+	Oid			types[3] = {INT8OID, INT8OID, INT8OID};
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	int64		after;
+	int32		max_count;
+	int64		head;
+
+	EsCheckLoaded();
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("after_position and max_count must not be null")));
+	after = PG_GETARG_INT64(0);
+	max_count = PG_GETARG_INT32(1);
+	if (after < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("after_position must not be negative")));
+	es_check_max_count(max_count);
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+
+	/* the head first, then the snapshot */
+	head = EsHead();
+	if (head <= after)
+		PG_RETURN_VOID();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	es_read_plan(&read_all_plan,
+				 "SELECT " ES_READ_COLUMNS " FROM eventstore.events "
+				 "WHERE insert_order > $1 AND insert_order <= $2 "
+				 "ORDER BY insert_order LIMIT $3",
+				 3, types);
+	values[0] = Int64GetDatum(after);
+	values[1] = Int64GetDatum(head);
+	values[2] = Int64GetDatum((int64) max_count);
+	es_run_into_result(fcinfo, read_all_plan, 3, types, values, nulls, false);
+	SPI_finish();
+
+	PG_RETURN_VOID();
+}
+
+/*
+ * eventstore.read_stream(stream_id text, from_stream_order bigint DEFAULT NULL,
+ *						  max_count integer DEFAULT NULL,
+ *						  backwards boolean DEFAULT false)
+ * returns setof eventstore.recorded_event
+ *
+ * The stream's events in stream order from from_stream_order on (NULL: from
+ * the first), or backwards from it down (NULL: from the last), at most
+ * max_count of them (NULL: all).  An unknown stream has no events.
+ * Errors: 22004 null stream_id or backwards; 22023 from_stream_order < 1 or
+ * max_count < 1.
+ */
+Datum
+eventstore_read_stream(PG_FUNCTION_ARGS)
+{
+	Oid			bucket_types[1] = {TEXTOID};
+	Oid			types[4] = {INT4OID, TEXTOID, INT8OID, INT8OID};
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+	text	   *stream_id;
+	bool		backwards;
+	int64		from;
+	Datum		bucket;
+	bool		isnull;
+	int			rc;
+
+	EsCheckLoaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("stream_id must not be null")));
+	if (PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("backwards must not be null")));
+	stream_id = PG_GETARG_TEXT_PP(0);
+	backwards = PG_GETARG_BOOL(3);
+	if (PG_ARGISNULL(1))
+		from = backwards ? PG_INT64_MAX : 1;
+	else
+	{
+		from = PG_GETARG_INT64(1);
+		if (from < 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("from_stream_order must be at least 1")));
+	}
+	if (!PG_ARGISNULL(2))
+		es_check_max_count(PG_GETARG_INT32(2));
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	es_read_plan(&stream_bucket_plan,
+				 "SELECT bucket FROM eventstore.streams WHERE stream_id = $1",
+				 1, bucket_types);
+	values[0] = PointerGetDatum(stream_id);
+	rc = SPI_execute_plan(stream_bucket_plan, values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "looking up the stream failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		PG_RETURN_VOID();
+	}
+	bucket = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+						   &isnull);
+
+	es_read_plan(&read_forward_plan,
+				 "SELECT " ES_READ_COLUMNS " FROM eventstore.events "
+				 "WHERE bucket = $1 AND stream_id = $2 AND stream_order >= $3 "
+				 "ORDER BY stream_order LIMIT $4",
+				 4, types);
+	es_read_plan(&read_backward_plan,
+				 "SELECT " ES_READ_COLUMNS " FROM eventstore.events "
+				 "WHERE bucket = $1 AND stream_id = $2 AND stream_order <= $3 "
+				 "ORDER BY stream_order DESC LIMIT $4",
+				 4, types);
+	values[0] = bucket;
+	values[1] = PointerGetDatum(stream_id);
+	values[2] = Int64GetDatum(from);
+	values[3] = PG_ARGISNULL(2) ? (Datum) 0 : Int64GetDatum((int64) PG_GETARG_INT32(2));
+	nulls[3] = PG_ARGISNULL(2);
+	es_run_into_result(fcinfo,
+					   backwards ? read_backward_plan : read_forward_plan,
+					   4, types, values, nulls, true);
+	SPI_finish();
+
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,82 @@
+/*
+ * Append-only guard.
+ *
+ * The log is never changed in place: UPDATE, DELETE and TRUNCATE of events
+ * are refused for every role, owner and superuser included.  The triggers are
+ * ENABLE ALWAYS so that session_replication_role = replica does not switch
+ * them off.  Rows of eventstore.streams change only inside eventstore.append().
+ */
+CREATE FUNCTION eventstore.refuse_change()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'eventstore_refuse_change'
+LANGUAGE C;
+COMMENT ON FUNCTION eventstore.refuse_change() IS
+'trigger: refuses UPDATE, DELETE and TRUNCATE of the log';
+
+CREATE FUNCTION eventstore.guard_streams()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'eventstore_guard_streams'
+LANGUAGE C;
+COMMENT ON FUNCTION eventstore.guard_streams() IS
+'trigger: lets only eventstore.append() change eventstore.streams';
+
+CREATE TRIGGER streams_guard
+	BEFORE UPDATE OR DELETE OR TRUNCATE ON eventstore.streams
+	FOR EACH STATEMENT EXECUTE FUNCTION eventstore.guard_streams();
+ALTER TABLE eventstore.streams ENABLE ALWAYS TRIGGER streams_guard;
+
+CREATE TRIGGER events_append_only
+	BEFORE UPDATE OR DELETE OR TRUNCATE ON eventstore.events
+	FOR EACH STATEMENT EXECUTE FUNCTION eventstore.refuse_change();
+ALTER TABLE eventstore.events ENABLE ALWAYS TRIGGER events_append_only;
+
+/*
+ * Physical partitions.  Partition keys hash into 1024 buckets (see
+ * eventstore.bucket_of); each partition holds an equal range of buckets.
+ * Their number is read from eventstore.partitions when the extension is
+ * created (default 8; a power of two from 1 to 1024).
+ */
+DO $partitions$
+DECLARE
+	setting text := pg_catalog.current_setting('eventstore.partitions', true);
+	nparts integer;
+	width integer;
+	lo integer;
+	part text;
+BEGIN
+	IF setting IS NULL OR setting = '' THEN
+		nparts := 8;
+	ELSIF setting !~ '^[0-9]{1,4}$' THEN
+		RAISE EXCEPTION 'invalid value for eventstore.partitions: "%"', setting
+			USING ERRCODE = '22023',
+				  HINT = 'Use a power of two from 1 to 1024.';
+	ELSE
+		nparts := setting::integer;
+	END IF;
+	IF nparts < 1 OR nparts > 1024 OR (nparts & (nparts - 1)) <> 0 THEN
+		RAISE EXCEPTION 'invalid value for eventstore.partitions: "%"', setting
+			USING ERRCODE = '22023',
+				  HINT = 'Use a power of two from 1 to 1024.';
+	END IF;
+
+	width := 1024 / nparts;
+	FOR i IN 0 .. nparts - 1 LOOP
+		lo := i * width;
+		part := pg_catalog.format('events_%s_%s',
+								  pg_catalog.lpad(lo::text, 4, '0'),
+								  pg_catalog.lpad((lo + width - 1)::text, 4, '0'));
+		EXECUTE pg_catalog.format(
+			'CREATE TABLE eventstore.%I PARTITION OF eventstore.events FOR VALUES FROM (%s) TO (%s)',
+			part, lo, lo + width);
+		EXECUTE pg_catalog.format(
+			'CREATE TRIGGER %I BEFORE UPDATE OR DELETE OR TRUNCATE ON eventstore.%I '
+			'FOR EACH STATEMENT EXECUTE FUNCTION eventstore.refuse_change()',
+			part || '_append_only', part);
+		EXECUTE pg_catalog.format(
+			'ALTER TABLE eventstore.%I ENABLE ALWAYS TRIGGER %I',
+			part, part || '_append_only');
+		PERFORM pg_catalog.pg_extension_config_dump(
+			pg_catalog.format('eventstore.%I', part)::regclass, '');
+	END LOOP;
+END
+$partitions$;

@@ -1,0 +1,43 @@
+/*
+ * Writing: the event constructor and append.
+ */
+CREATE TYPE eventstore.event_in AS (
+	event_type		text,
+	data			jsonb,
+	metadata		jsonb,
+	event_id		uuid,
+	schema_version	integer
+);
+COMMENT ON TYPE eventstore.event_in IS
+'an event to append; build it with eventstore.event()';
+
+CREATE FUNCTION eventstore.event(
+	event_type text,
+	data jsonb,
+	metadata jsonb DEFAULT NULL,
+	event_id uuid DEFAULT pg_catalog.gen_random_uuid(),
+	schema_version integer DEFAULT 1)
+RETURNS eventstore.event_in
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN ROW(event_type, data, metadata, event_id, schema_version)::eventstore.event_in;
+COMMENT ON FUNCTION eventstore.event(text, jsonb, jsonb, uuid, integer) IS
+'builds an event_in; the event id defaults to a new random UUID';
+
+CREATE FUNCTION eventstore.append(
+	stream_id text,
+	events eventstore.event_in[],
+	expected_version bigint DEFAULT NULL,
+	partition_key text DEFAULT NULL)
+RETURNS TABLE (event_id uuid, stream_order bigint, insert_order bigint, duplicate boolean)
+AS 'MODULE_PATHNAME', 'eventstore_append'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION eventstore.append(text, eventstore.event_in[], bigint, text) IS
+'appends events to a stream atomically, with optimistic concurrency and de-duplication by event id';
+
+CREATE FUNCTION eventstore.bucket_of(partition_key text)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'eventstore_bucket_of'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION eventstore.bucket_of(text) IS
+'the bucket (0..1023) of a partition key: FNV-1a 32-bit of its UTF-8 bytes, modulo 1024';

@@ -1,0 +1,355 @@
+/*
+ * test/pgtap/01_schema.sql
+ *
+ * The shape of the extension: schema, roles, tables and their columns,
+ * partitions, indexes, the append-only triggers, composite types and the
+ * signature, result, volatility, strictness and security of every function.
+ * Run with pg_prove against a database where pgtap and eventstore are
+ * installed; nothing is left behind (the transaction is rolled back).
+ *
+ * The type names in function_returns() and has_function() are written as
+ * regtype prints them with eventstore outside the search_path.
+ */
+BEGIN;
+SELECT plan(75);
+
+-- Extension, schema, roles --------------------------------------------------
+
+SELECT has_extension('eventstore', 'extension eventstore is installed');
+SELECT has_schema('eventstore', 'schema eventstore exists');
+SELECT is(
+	(SELECT n.nspname::text FROM pg_catalog.pg_extension e
+	   JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+	  WHERE e.extname = 'eventstore'),
+	'eventstore',
+	'the extension lives in schema eventstore');
+SELECT ok(
+	(SELECT NOT extrelocatable FROM pg_catalog.pg_extension
+	  WHERE extname = 'eventstore'),
+	'the extension is not relocatable');
+
+SELECT has_role('eventstore_reader');
+SELECT has_role('eventstore_writer');
+SELECT has_role('eventstore_admin');
+SELECT is(
+	(SELECT count(*)::int FROM pg_catalog.pg_roles
+	  WHERE rolname IN ('eventstore_reader', 'eventstore_writer', 'eventstore_admin')
+		AND NOT rolcanlogin AND NOT rolsuper AND NOT rolbypassrls
+		AND NOT rolcreaterole AND NOT rolcreatedb),
+	3,
+	'the three roles are NOLOGIN and hold no role attributes');
+SELECT is_member_of('eventstore_reader', ARRAY['eventstore_writer'],
+	'eventstore_writer is a member of eventstore_reader');
+SELECT is_member_of('eventstore_writer', ARRAY['eventstore_admin'],
+	'eventstore_admin is a member of eventstore_writer');
+SELECT ok(
+	pg_catalog.pg_has_role('eventstore_admin', 'eventstore_reader', 'USAGE'),
+	'eventstore_admin inherits eventstore_reader');
+SELECT ok(
+	NOT pg_catalog.pg_has_role('eventstore_reader', 'eventstore_writer', 'MEMBER'),
+	'eventstore_reader is not a member of eventstore_writer');
+
+-- Relations -------------------------------------------------------------------
+
+SELECT tables_are('eventstore',
+	ARRAY['events', 'streams',
+		  'events_0000_0127', 'events_0128_0255', 'events_0256_0383',
+		  'events_0384_0511', 'events_0512_0639', 'events_0640_0767',
+		  'events_0768_0895', 'events_0896_1023'],
+	'schema eventstore has exactly the log tables and the 8 default partitions');
+SELECT views_are('eventstore', ARRAY['appenders'],
+	'schema eventstore has exactly the view appenders');
+SELECT sequences_are('eventstore', ARRAY['position_blocks'],
+	'schema eventstore has exactly the sequence position_blocks');
+
+SELECT columns_are('eventstore', 'events',
+	ARRAY['insert_order', 'stream_order', 'recorded_at', 'writer_xid', 'bucket',
+		  'schema_version', 'event_id', 'stream_id', 'event_type',
+		  'partition_key', 'data', 'metadata']);
+SELECT results_eq(
+	$$SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull
+		FROM pg_catalog.pg_attribute a
+	   WHERE a.attrelid = 'eventstore.events'::regclass
+		 AND a.attnum > 0 AND NOT a.attisdropped
+	   ORDER BY a.attnum$$,
+	$$VALUES ('insert_order', 'bigint', true),
+			 ('stream_order', 'bigint', true),
+			 ('recorded_at', 'timestamp with time zone', true),
+			 ('writer_xid', 'xid8', true),
+			 ('bucket', 'integer', true),
+			 ('schema_version', 'integer', true),
+			 ('event_id', 'uuid', true),
+			 ('stream_id', 'text', true),
+			 ('event_type', 'text', true),
+			 ('partition_key', 'text', true),
+			 ('data', 'jsonb', true),
+			 ('metadata', 'jsonb', false)$$,
+	'eventstore.events has the documented column types and nullability, in order');
+
+SELECT columns_are('eventstore', 'streams',
+	ARRAY['stream_id', 'partition_key', 'bucket', 'version', 'created_at', 'updated_at']);
+SELECT results_eq(
+	$$SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull
+		FROM pg_catalog.pg_attribute a
+	   WHERE a.attrelid = 'eventstore.streams'::regclass
+		 AND a.attnum > 0 AND NOT a.attisdropped
+	   ORDER BY a.attnum$$,
+	$$VALUES ('stream_id', 'text', true),
+			 ('partition_key', 'text', true),
+			 ('bucket', 'integer', true),
+			 ('version', 'bigint', true),
+			 ('created_at', 'timestamp with time zone', true),
+			 ('updated_at', 'timestamp with time zone', true)$$,
+	'eventstore.streams has the documented column types and nullability, in order');
+SELECT col_is_pk('eventstore', 'streams', 'stream_id',
+	'streams are keyed by stream_id');
+
+SELECT is_partitioned('eventstore', 'events', 'eventstore.events is partitioned');
+SELECT is(
+	pg_catalog.pg_get_partkeydef('eventstore.events'::regclass),
+	'RANGE (bucket)',
+	'eventstore.events is partitioned by range of bucket');
+SELECT results_eq(
+	$$SELECT c.relname::text, pg_catalog.pg_get_expr(c.relpartbound, c.oid)
+		FROM pg_catalog.pg_inherits i
+		JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+	   WHERE i.inhparent = 'eventstore.events'::regclass
+	   ORDER BY c.relname$$,
+	$$SELECT pg_catalog.format('events_%s_%s',
+							   pg_catalog.lpad((g * 128)::text, 4, '0'),
+							   pg_catalog.lpad((g * 128 + 127)::text, 4, '0')),
+			 pg_catalog.format('FOR VALUES FROM (%s) TO (%s)', g * 128, (g + 1) * 128)
+		FROM pg_catalog.generate_series(0, 7) g
+	   ORDER BY 1$$,
+	'the 8 default partitions cover buckets 0..1023 in equal ranges');
+SELECT is(
+	(SELECT count(*)::int FROM pg_catalog.pg_class c
+	  WHERE c.oid IN (SELECT inhrelid FROM pg_catalog.pg_inherits
+					   WHERE inhparent = 'eventstore.events'::regclass)
+		AND c.relkind = 'r'
+		AND c.relnamespace = 'eventstore'::regnamespace),
+	8,
+	'every partition is a plain table in schema eventstore');
+
+SELECT col_is_pk('eventstore', 'events', ARRAY['bucket', 'stream_id', 'stream_order'],
+	'events are keyed by (bucket, stream_id, stream_order)');
+SELECT col_is_unique('eventstore', 'events', ARRAY['bucket', 'stream_id', 'event_id'],
+	'an event id is unique within its stream');
+SELECT has_index('eventstore', 'events', 'events_insert_order_idx', ARRAY['insert_order'],
+	'events are indexed by insert_order');
+
+SELECT has_sequence('eventstore', 'position_blocks');
+SELECT is(
+	(SELECT seqincrement FROM pg_catalog.pg_sequence
+	  WHERE seqrelid = 'eventstore.position_blocks'::regclass),
+	65536::bigint,
+	'position_blocks reserves blocks of 65536 positions');
+SELECT is(
+	(SELECT seqcycle FROM pg_catalog.pg_sequence
+	  WHERE seqrelid = 'eventstore.position_blocks'::regclass),
+	false,
+	'position_blocks never cycles');
+
+SELECT has_view('eventstore', 'appenders');
+SELECT columns_are('eventstore', 'appenders',
+	ARRAY['pid', 'lowest_position', 'writer_xid', 'xact_start', 'xact_age',
+		  'usename', 'application_name', 'state', 'query']);
+
+-- Extension membership and pg_dump registration -----------------------------------
+
+SELECT is(
+	(SELECT count(*)::int FROM pg_catalog.pg_class c
+	  WHERE c.relnamespace = 'eventstore'::regnamespace
+		AND c.relkind IN ('r', 'p', 'v', 'S')
+		AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+						 WHERE d.classid = 'pg_catalog.pg_class'::regclass
+						   AND d.objid = c.oid AND d.deptype = 'e'
+						   AND d.refobjid = (SELECT oid FROM pg_catalog.pg_extension
+											  WHERE extname = 'eventstore'))),
+	0,
+	'every table, view and sequence in eventstore belongs to the extension');
+SELECT is(
+	(SELECT count(*)::int FROM pg_catalog.pg_extension e,
+			LATERAL pg_catalog.unnest(e.extconfig) AS cfg(reloid)
+	  WHERE e.extname = 'eventstore'
+		AND (cfg.reloid = 'eventstore.streams'::regclass
+			 OR cfg.reloid = 'eventstore.position_blocks'::regclass
+			 OR cfg.reloid IN (SELECT inhrelid FROM pg_catalog.pg_inherits
+								WHERE inhparent = 'eventstore.events'::regclass))),
+	10,
+	'streams, position_blocks and the 8 partitions are dumped by pg_dump');
+
+-- Append-only triggers --------------------------------------------------------
+
+SELECT has_trigger('eventstore', 'events', 'events_append_only');
+SELECT trigger_is('eventstore', 'events', 'events_append_only',
+	'eventstore', 'refuse_change');
+SELECT has_trigger('eventstore', 'streams', 'streams_guard');
+SELECT trigger_is('eventstore', 'streams', 'streams_guard',
+	'eventstore', 'guard_streams');
+/*
+ * tgtype 58 = BEFORE (2) | DELETE (8) | UPDATE (16) | TRUNCATE (32), statement
+ * level; tgenabled 'A' = ENABLE ALWAYS, so that session_replication_role =
+ * replica does not switch it off.
+ */
+SELECT results_eq(
+	$$SELECT c.relname::text, t.tgname::text, t.tgtype::int, t.tgenabled::text,
+			 t.tgfoid::regproc::text
+		FROM pg_catalog.pg_trigger t
+		JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+	   WHERE c.relnamespace = 'eventstore'::regnamespace
+		 AND NOT t.tgisinternal
+	   ORDER BY c.relname, t.tgname$$,
+	$$SELECT * FROM (VALUES
+			('events', 'events_append_only', 58, 'A', 'eventstore.refuse_change'),
+			('streams', 'streams_guard', 58, 'A', 'eventstore.guard_streams')) v
+	  UNION ALL
+	  SELECT p, p || '_append_only', 58, 'A', 'eventstore.refuse_change'
+		FROM (SELECT pg_catalog.format('events_%s_%s',
+						 pg_catalog.lpad((g * 128)::text, 4, '0'),
+						 pg_catalog.lpad((g * 128 + 127)::text, 4, '0')) AS p
+				FROM pg_catalog.generate_series(0, 7) g) parts
+	  ORDER BY 1, 2$$,
+	'events, every partition and streams carry an ALWAYS BEFORE UPDATE/DELETE/TRUNCATE statement trigger, and nothing else');
+
+-- Types -----------------------------------------------------------------------
+
+SELECT has_composite('eventstore', 'event_in', 'type eventstore.event_in exists');
+SELECT results_eq(
+	$$SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod)
+		FROM pg_catalog.pg_attribute a
+	   WHERE a.attrelid = (SELECT typrelid FROM pg_catalog.pg_type
+							WHERE oid = 'eventstore.event_in'::regtype)
+		 AND a.attnum > 0 AND NOT a.attisdropped
+	   ORDER BY a.attnum$$,
+	$$VALUES ('event_type', 'text'), ('data', 'jsonb'), ('metadata', 'jsonb'),
+			 ('event_id', 'uuid'), ('schema_version', 'integer')$$,
+	'eventstore.event_in has the documented attributes');
+SELECT has_composite('eventstore', 'recorded_event', 'type eventstore.recorded_event exists');
+SELECT results_eq(
+	$$SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod)
+		FROM pg_catalog.pg_attribute a
+	   WHERE a.attrelid = (SELECT typrelid FROM pg_catalog.pg_type
+							WHERE oid = 'eventstore.recorded_event'::regtype)
+		 AND a.attnum > 0 AND NOT a.attisdropped
+	   ORDER BY a.attnum$$,
+	$$VALUES ('insert_order', 'bigint'), ('stream_id', 'text'),
+			 ('stream_order', 'bigint'), ('event_id', 'uuid'),
+			 ('event_type', 'text'), ('schema_version', 'integer'),
+			 ('data', 'jsonb'), ('metadata', 'jsonb'),
+			 ('recorded_at', 'timestamp with time zone'),
+			 ('partition_key', 'text')$$,
+	'eventstore.recorded_event has the documented attributes');
+
+-- Functions -------------------------------------------------------------------
+
+SELECT functions_are('eventstore',
+	ARRAY['event', 'append', 'bucket_of', 'head', 'read_all', 'read_stream',
+		  'stream_version', 'open_appenders', 'refuse_change', 'guard_streams'],
+	'schema eventstore has exactly the documented functions');
+
+SELECT has_function('eventstore', 'event',
+	ARRAY['text', 'jsonb', 'jsonb', 'uuid', 'integer']);
+SELECT has_function('eventstore', 'append',
+	ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text']);
+SELECT has_function('eventstore', 'bucket_of', ARRAY['text']);
+SELECT has_function('eventstore', 'head', ARRAY[]::name[]);
+SELECT has_function('eventstore', 'read_all', ARRAY['bigint', 'integer']);
+SELECT has_function('eventstore', 'read_stream',
+	ARRAY['text', 'bigint', 'integer', 'boolean']);
+SELECT has_function('eventstore', 'stream_version', ARRAY['text']);
+SELECT has_function('eventstore', 'open_appenders', ARRAY[]::name[]);
+
+/*
+ * The full argument lists, defaults included, and the result types are part
+ * of the API; pg_get_function_* print them independently of the search_path
+ * only for types outside it, which is the case here.
+ */
+SELECT results_eq(
+	$$SELECT p.proname::text,
+			 pg_catalog.pg_get_function_arguments(p.oid),
+			 pg_catalog.pg_get_function_result(p.oid)
+		FROM pg_catalog.pg_proc p
+	   WHERE p.pronamespace = 'eventstore'::regnamespace
+		 AND p.prorettype <> 'trigger'::regtype
+	   ORDER BY p.proname$$,
+	$$VALUES
+	  ('append',
+	   'stream_id text, events eventstore.event_in[], expected_version bigint DEFAULT NULL::bigint, partition_key text DEFAULT NULL::text',
+	   'TABLE(event_id uuid, stream_order bigint, insert_order bigint, duplicate boolean)'),
+	  ('bucket_of', 'partition_key text', 'integer'),
+	  ('event',
+	   'event_type text, data jsonb, metadata jsonb DEFAULT NULL::jsonb, event_id uuid DEFAULT gen_random_uuid(), schema_version integer DEFAULT 1',
+	   'eventstore.event_in'),
+	  ('head', '', 'bigint'),
+	  ('open_appenders', '',
+	   'TABLE(pid integer, lowest_position bigint, writer_xid xid8, xact_start timestamp with time zone)'),
+	  ('read_all', 'after_position bigint DEFAULT 0, max_count integer DEFAULT 1000',
+	   'SETOF eventstore.recorded_event'),
+	  ('read_stream',
+	   'stream_id text, from_stream_order bigint DEFAULT NULL::bigint, max_count integer DEFAULT NULL::integer, backwards boolean DEFAULT false',
+	   'SETOF eventstore.recorded_event'),
+	  ('stream_version', 'stream_id text', 'bigint')$$,
+	'every API function has the documented arguments, defaults and result');
+
+SELECT function_returns('eventstore', 'event',
+	ARRAY['text', 'jsonb', 'jsonb', 'uuid', 'integer'], 'eventstore.event_in');
+SELECT function_returns('eventstore', 'append',
+	ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text'], 'setof record');
+SELECT function_returns('eventstore', 'read_all', ARRAY['bigint', 'integer'],
+	'setof eventstore.recorded_event');
+SELECT function_returns('eventstore', 'head', ARRAY[]::name[], 'bigint');
+
+-- append: the one privileged entry point.
+SELECT is_definer('eventstore', 'append',
+	ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text'],
+	'append is SECURITY DEFINER');
+SELECT volatility_is('eventstore', 'append',
+	ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text'], 'volatile');
+SELECT isnt_strict('eventstore', 'append',
+	ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text'],
+	'append is CALLED ON NULL INPUT (NULL expected_version means any)');
+SELECT function_lang_is('eventstore', 'append',
+	ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text'], 'c');
+SELECT is(
+	(SELECT proconfig FROM pg_catalog.pg_proc
+	  WHERE oid = 'eventstore.append(text, eventstore.event_in[], bigint, text)'::regprocedure),
+	ARRAY['search_path=pg_catalog, pg_temp'],
+	'append pins its search_path');
+SELECT is(
+	(SELECT proparallel::text FROM pg_catalog.pg_proc
+	  WHERE oid = 'eventstore.append(text, eventstore.event_in[], bigint, text)'::regprocedure),
+	'u',
+	'append is PARALLEL UNSAFE');
+SELECT is(
+	(SELECT pg_catalog.pg_get_userbyid(proowner) FROM pg_catalog.pg_proc
+	  WHERE oid = 'eventstore.append(text, eventstore.event_in[], bigint, text)'::regprocedure),
+	(SELECT pg_catalog.pg_get_userbyid(extowner) FROM pg_catalog.pg_extension
+	  WHERE extname = 'eventstore'),
+	'append runs as the owner of the extension');
+
+-- Every other function runs with the caller's rights.
+SELECT is_empty(
+	$$SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+	   WHERE p.pronamespace = 'eventstore'::regnamespace
+		 AND p.prosecdef
+		 AND p.oid <> 'eventstore.append(text, eventstore.event_in[], bigint, text)'::regprocedure$$,
+	'append is the only SECURITY DEFINER function');
+
+SELECT volatility_is('eventstore', 'event',
+	ARRAY['text', 'jsonb', 'jsonb', 'uuid', 'integer'], 'immutable');
+SELECT volatility_is('eventstore', 'bucket_of', ARRAY['text'], 'immutable');
+SELECT volatility_is('eventstore', 'head', ARRAY[]::name[], 'volatile');
+SELECT volatility_is('eventstore', 'read_all', ARRAY['bigint', 'integer'], 'volatile');
+SELECT volatility_is('eventstore', 'read_stream',
+	ARRAY['text', 'bigint', 'integer', 'boolean'], 'stable');
+SELECT volatility_is('eventstore', 'stream_version', ARRAY['text'], 'stable');
+SELECT volatility_is('eventstore', 'open_appenders', ARRAY[]::name[], 'volatile');
+SELECT is_strict('eventstore', 'bucket_of', ARRAY['text']);
+SELECT is_strict('eventstore', 'stream_version', ARRAY['text']);
+SELECT isnt_strict('eventstore', 'read_all', ARRAY['bigint', 'integer']);
+SELECT isnt_strict('eventstore', 'read_stream',
+	ARRAY['text', 'bigint', 'integer', 'boolean']);
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -1,0 +1,146 @@
+/*
+ * test/pgtap/02_privileges.sql
+ *
+ * Who may do what, as the catalogs say: PUBLIC nothing at all, readers USAGE
+ * on the schema, SELECT on the log and EXECUTE on the read functions;
+ * writers (and admins, through writer) additionally EXECUTE append.  No role
+ * other than the owner holds INSERT, UPDATE, DELETE or TRUNCATE on anything.
+ * The privilege functions of pgTAP report effective privileges, so inherited
+ * grants count.  03_roles.sql checks the same by acting as the roles.
+ */
+BEGIN;
+SELECT plan(95);
+
+-- Schema ----------------------------------------------------------------------
+
+SELECT schema_privs_are('eventstore', 'public', ARRAY[]::name[],
+	'PUBLIC has no privilege on schema eventstore');
+SELECT schema_privs_are('eventstore', 'eventstore_reader', ARRAY['USAGE'],
+	'eventstore_reader has USAGE on schema eventstore');
+SELECT schema_privs_are('eventstore', 'eventstore_writer', ARRAY['USAGE'],
+	'eventstore_writer has USAGE on schema eventstore');
+SELECT schema_privs_are('eventstore', 'eventstore_admin', ARRAY['USAGE'],
+	'eventstore_admin has USAGE on schema eventstore');
+
+-- Tables and view ---------------------------------------------------------------
+
+SELECT table_privs_are('eventstore', 'events', 'public', ARRAY[]::name[]);
+SELECT table_privs_are('eventstore', 'events', 'eventstore_reader', ARRAY['SELECT']);
+SELECT table_privs_are('eventstore', 'events', 'eventstore_writer', ARRAY['SELECT']);
+SELECT table_privs_are('eventstore', 'events', 'eventstore_admin', ARRAY['SELECT']);
+
+SELECT table_privs_are('eventstore', 'streams', 'public', ARRAY[]::name[]);
+SELECT table_privs_are('eventstore', 'streams', 'eventstore_reader', ARRAY['SELECT']);
+SELECT table_privs_are('eventstore', 'streams', 'eventstore_writer', ARRAY['SELECT']);
+SELECT table_privs_are('eventstore', 'streams', 'eventstore_admin', ARRAY['SELECT']);
+
+SELECT table_privs_are('eventstore', 'appenders', 'public', ARRAY[]::name[]);
+SELECT table_privs_are('eventstore', 'appenders', 'eventstore_reader', ARRAY['SELECT']);
+SELECT table_privs_are('eventstore', 'appenders', 'eventstore_writer', ARRAY['SELECT']);
+SELECT table_privs_are('eventstore', 'appenders', 'eventstore_admin', ARRAY['SELECT']);
+
+-- Every partition: 8 partitions x 4 roles.
+SELECT table_privs_are('eventstore', c.relname, r.role,
+		CASE WHEN r.role = 'public' THEN ARRAY[]::name[] ELSE ARRAY['SELECT']::name[] END,
+		pg_catalog.format('%s has %s on partition %s', r.role,
+			CASE WHEN r.role = 'public' THEN 'no privilege' ELSE 'only SELECT' END,
+			c.relname))
+  FROM pg_catalog.pg_inherits i
+  JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+ CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
+					(3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
+ WHERE i.inhparent = 'eventstore.events'::regclass
+ ORDER BY c.relname, r.n;
+
+-- Sequence ----------------------------------------------------------------------
+
+SELECT sequence_privs_are('eventstore', 'position_blocks', 'public', ARRAY[]::name[]);
+SELECT sequence_privs_are('eventstore', 'position_blocks', 'eventstore_reader', ARRAY['SELECT']);
+SELECT sequence_privs_are('eventstore', 'position_blocks', 'eventstore_writer', ARRAY['SELECT'],
+	'eventstore_writer cannot advance position_blocks (only append does)');
+SELECT sequence_privs_are('eventstore', 'position_blocks', 'eventstore_admin', ARRAY['SELECT'],
+	'eventstore_admin cannot advance position_blocks (only append does)');
+
+-- Functions ---------------------------------------------------------------------
+
+-- append: writers and admins only.
+SELECT function_privs_are('eventstore', 'append',
+	ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text'], 'public', ARRAY[]::name[]);
+SELECT function_privs_are('eventstore', 'append',
+	ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text'], 'eventstore_reader', ARRAY[]::name[]);
+SELECT function_privs_are('eventstore', 'append',
+	ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text'], 'eventstore_writer', ARRAY['EXECUTE']);
+SELECT function_privs_are('eventstore', 'append',
+	ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text'], 'eventstore_admin', ARRAY['EXECUTE']);
+
+-- The read side and the constructor: readers and up, never PUBLIC.
+SELECT function_privs_are('eventstore', f.name, f.args, r.role,
+		CASE WHEN r.role = 'public' THEN ARRAY[]::name[] ELSE ARRAY['EXECUTE']::name[] END)
+  FROM (VALUES (1, 'event'::name, ARRAY['text', 'jsonb', 'jsonb', 'uuid', 'integer']::name[]),
+			   (2, 'bucket_of', ARRAY['text']),
+			   (3, 'head', ARRAY[]::name[]),
+			   (4, 'read_all', ARRAY['bigint', 'integer']),
+			   (5, 'read_stream', ARRAY['text', 'bigint', 'integer', 'boolean']),
+			   (6, 'stream_version', ARRAY['text']),
+			   (7, 'open_appenders', ARRAY[]::name[])) f(n, name, args)
+ CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
+					(3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
+ ORDER BY f.n, r.n;
+
+-- Trigger functions: nobody.
+SELECT function_privs_are('eventstore', f.name, ARRAY[]::name[], r.role, ARRAY[]::name[])
+  FROM (VALUES (1, 'refuse_change'::name), (2, 'guard_streams')) f(n, name)
+ CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
+					(3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
+ ORDER BY f.n, r.n;
+
+-- Sweeps, so that an object added later cannot slip through ----------------------
+
+SELECT is_empty(
+	$$SELECT c.oid::regclass, p.priv
+		FROM pg_catalog.pg_class c
+	   CROSS JOIN pg_catalog.unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE',
+										  'TRUNCATE', 'REFERENCES', 'TRIGGER']) p(priv)
+	   WHERE c.relnamespace = 'eventstore'::regnamespace
+		 AND c.relkind IN ('r', 'p', 'v')
+		 AND pg_catalog.has_table_privilege('public', c.oid, p.priv)$$,
+	'PUBLIC holds no privilege on any table or view in eventstore');
+SELECT is_empty(
+	$$SELECT c.oid::regclass
+		FROM pg_catalog.pg_class c
+	   WHERE c.relnamespace = 'eventstore'::regnamespace
+		 AND c.relkind = 'S'
+		 AND pg_catalog.has_sequence_privilege('public', c.oid, 'SELECT, USAGE, UPDATE')$$,
+	'PUBLIC holds no privilege on any sequence in eventstore');
+SELECT is_empty(
+	$$SELECT p.oid::regprocedure
+		FROM pg_catalog.pg_proc p
+	   WHERE p.pronamespace = 'eventstore'::regnamespace
+		 AND pg_catalog.has_function_privilege('public', p.oid, 'EXECUTE')$$,
+	'PUBLIC may execute no function in eventstore');
+SELECT is_empty(
+	$$SELECT c.oid::regclass, a.privilege_type, a.grantee::regrole
+		FROM pg_catalog.pg_class c,
+			 LATERAL pg_catalog.aclexplode(c.relacl) a
+	   WHERE c.relnamespace = 'eventstore'::regnamespace
+		 AND a.grantee <> c.relowner
+		 AND a.privilege_type NOT IN ('SELECT')$$,
+	'no role but the owner holds any privilege other than SELECT on a relation in eventstore');
+SELECT is_empty(
+	$$SELECT c.oid::regclass, a.attname
+		FROM pg_catalog.pg_class c
+		JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+	   WHERE c.relnamespace = 'eventstore'::regnamespace
+		 AND a.attacl IS NOT NULL$$,
+	'there are no column-level grants in eventstore');
+SELECT is_empty(
+	$$SELECT p.oid::regprocedure, a.grantee::regrole
+		FROM pg_catalog.pg_proc p,
+			 LATERAL pg_catalog.aclexplode(p.proacl) a
+	   WHERE p.pronamespace = 'eventstore'::regnamespace
+		 AND p.oid = 'eventstore.append(text, eventstore.event_in[], bigint, text)'::regprocedure
+		 AND a.grantee NOT IN (p.proowner, 'eventstore_writer'::regrole)$$,
+	'append is granted to eventstore_writer alone (admins get it through membership)');
+
+SELECT * FROM finish();
+ROLLBACK;

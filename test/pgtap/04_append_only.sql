@@ -1,0 +1,115 @@
+/*
+ * test/pgtap/04_append_only.sql
+ *
+ * The log cannot be changed in place, not even by a superuser: UPDATE,
+ * DELETE, TRUNCATE, MERGE and INSERT ... ON CONFLICT DO UPDATE on events or
+ * any partition raise ES003, also with session_replication_role = replica
+ * (the triggers are ENABLE ALWAYS).  Rows of streams change only inside
+ * append.  This file runs as the superuser that pg_prove connects as.
+ */
+BEGIN;
+SELECT plan(41);
+
+SELECT ok((SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user),
+	'this file runs as a superuser');
+
+-- Something to protect, in more than one partition.
+SELECT is(
+	(SELECT count(*)::int
+	   FROM pg_catalog.generate_series(1, 20) g,
+			LATERAL eventstore.append('pgtap04-' || g,
+				ARRAY[eventstore.event('Kept', pg_catalog.jsonb_build_object('g', g)),
+					  eventstore.event('Kept', pg_catalog.jsonb_build_object('g', g))])),
+	40,
+	'setup: 20 streams of 2 events appended');
+SELECT cmp_ok(
+	(SELECT count(DISTINCT tableoid)::int FROM eventstore.events WHERE stream_id LIKE 'pgtap04-%'),
+	'>', 1,
+	'setup: the events are spread over more than one partition');
+
+CREATE TEMPORARY TABLE pgtap04_before AS
+	SELECT tableoid::regclass::text AS part, insert_order, stream_id, stream_order,
+		   event_id, event_type, data
+	  FROM eventstore.events WHERE stream_id LIKE 'pgtap04-%';
+
+-- The parent ----------------------------------------------------------------------
+
+SELECT throws_ok('UPDATE eventstore.events SET event_type = ''Changed''', 'ES003', NULL,
+	'a superuser cannot UPDATE events');
+SELECT throws_ok($$UPDATE eventstore.events SET event_type = 'Changed' WHERE false$$, 'ES003', NULL,
+	'an UPDATE of events that matches no row is refused too');
+SELECT throws_ok('DELETE FROM eventstore.events', 'ES003', NULL,
+	'a superuser cannot DELETE from events');
+SELECT throws_ok('TRUNCATE eventstore.events', 'ES003', NULL,
+	'a superuser cannot TRUNCATE events');
+SELECT throws_ok('TRUNCATE eventstore.events CASCADE', 'ES003', NULL,
+	'a superuser cannot TRUNCATE events ... CASCADE');
+SELECT throws_ok(
+	$$MERGE INTO eventstore.events e
+	  USING (SELECT 'pgtap04-1'::text AS stream_id) s ON e.stream_id = s.stream_id
+	  WHEN MATCHED THEN DELETE$$,
+	'ES003', NULL, 'a superuser cannot MERGE ... DELETE into events');
+SELECT throws_ok(
+	$$MERGE INTO eventstore.events e
+	  USING (SELECT 'pgtap04-1'::text AS stream_id) s ON e.stream_id = s.stream_id
+	  WHEN MATCHED THEN UPDATE SET event_type = 'Changed'$$,
+	'ES003', NULL, 'a superuser cannot MERGE ... UPDATE into events');
+SELECT throws_ok(
+	$$INSERT INTO eventstore.events
+		SELECT * FROM eventstore.events WHERE stream_id = 'pgtap04-1'
+	  ON CONFLICT (bucket, stream_id, stream_order)
+	  DO UPDATE SET event_type = 'Changed'$$,
+	'ES003', NULL, 'a superuser cannot INSERT ... ON CONFLICT DO UPDATE events');
+
+-- Every partition: UPDATE, DELETE, TRUNCATE (8 x 3) ---------------------------------
+
+SELECT throws_ok(pg_catalog.format(s.stmt, c.oid::regclass), 'ES003', NULL,
+		pg_catalog.format('a superuser cannot %s %s', s.verb, c.relname))
+  FROM pg_catalog.pg_inherits i
+  JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+ CROSS JOIN (VALUES (1, 'UPDATE', 'UPDATE %s SET event_type = ''Changed'''),
+					(2, 'DELETE from', 'DELETE FROM %s'),
+					(3, 'TRUNCATE', 'TRUNCATE %s')) s(n, verb, stmt)
+ WHERE i.inhparent = 'eventstore.events'::regclass
+ ORDER BY c.relname, s.n;
+
+-- Replica mode does not switch the guard off ------------------------------------------
+
+SET LOCAL session_replication_role = replica;
+SELECT throws_ok('UPDATE eventstore.events SET event_type = ''Changed''', 'ES003', NULL,
+	'with session_replication_role = replica, UPDATE of events is still refused');
+SELECT throws_ok('DELETE FROM eventstore.events_0000_0127', 'ES003', NULL,
+	'with session_replication_role = replica, DELETE from a partition is still refused');
+SELECT throws_ok('TRUNCATE eventstore.events', 'ES003', NULL,
+	'with session_replication_role = replica, TRUNCATE of events is still refused');
+SET LOCAL session_replication_role = origin;
+
+-- Structure changes that would lose events ----------------------------------------------
+
+SELECT throws_ok('DROP TABLE eventstore.events_0000_0127', '2BP01', NULL,
+	'a partition cannot be dropped on its own (the extension depends on it)');
+
+-- streams changes only inside append -----------------------------------------------
+
+SELECT throws_ok($$UPDATE eventstore.streams SET version = version + 1 WHERE stream_id = 'pgtap04-1'$$,
+	NULL, NULL, 'a superuser cannot UPDATE streams outside append');
+SELECT throws_ok($$DELETE FROM eventstore.streams WHERE stream_id = 'pgtap04-1'$$,
+	NULL, NULL, 'a superuser cannot DELETE from streams');
+SELECT throws_ok('TRUNCATE eventstore.streams', NULL, NULL,
+	'a superuser cannot TRUNCATE streams');
+
+-- Nothing changed --------------------------------------------------------------------
+
+SELECT set_eq(
+	$$SELECT tableoid::regclass::text, insert_order, stream_id, stream_order,
+			 event_id, event_type, data
+		FROM eventstore.events WHERE stream_id LIKE 'pgtap04-%'$$,
+	'SELECT * FROM pgtap04_before',
+	'every event is still there, unchanged and in the same partition');
+SELECT is(
+	(SELECT pg_catalog.sum(version)::int FROM eventstore.streams WHERE stream_id LIKE 'pgtap04-%'),
+	40,
+	'every stream version is unchanged');
+
+SELECT * FROM finish();
+ROLLBACK;
