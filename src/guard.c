@@ -67,7 +67,7 @@ eventstore_refuse_change(PG_FUNCTION_ARGS)
 					   es_trigger_operation(trigdata),
 					   RelationGetRelationName(trigdata->tg_relation)),
 			 errhint("Record a compensating event with eventstore.append() instead.")));
-	PG_RETURN_NULL();
+	return PointerGetDatum(NULL);
 }
 
 /*
@@ -82,13 +82,14 @@ eventstore_guard_streams(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
 	es_check_trigger(fcinfo);
+	/* a statement trigger returns a null pointer, not an SQL null */
 	if (es_append_active && TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-		PG_RETURN_NULL();
+		return PointerGetDatum(NULL);
 	ereport(ERROR,
 			(errcode(ERRCODE_ES_APPEND_ONLY),
 			 errmsg("eventstore.streams is maintained by eventstore.append()"),
 			 errdetail("%s of \"%s\" is not allowed, for any role.",
 					   es_trigger_operation(trigdata),
 					   RelationGetRelationName(trigdata->tg_relation))));
-	PG_RETURN_NULL();
+	return PointerGetDatum(NULL);
 }

@@ -43,15 +43,15 @@
  *
  * A REPEATABLE READ or SERIALIZABLE transaction reads with a snapshot taken
  * before it computes the head; appenders that committed after that snapshot
- * but before the head was computed are invisible to it.  Each appending
- * commit therefore also enters a ring with the value of the transaction
- * completion counter read right after its commit became visible; a
- * snapshot records the counter's value when it was taken
- * (snapXactCompletionCount), so every ring entry above that value may be
- * invisible and lowers the snapshot's head to below its lowest position.
- * The result is cached for the rest of the transaction.  If the ring has
- * already dropped an entry newer than the snapshot, the head cannot be
- * computed and the caller gets a serialization failure.
+ * but before the head was computed are invisible to it, yet no longer hold
+ * a slot.  Each appending commit therefore also enters a per-database ring
+ * (top-level xid, lowest position).  The head of a snapshot is the head as
+ * of now, lowered below the lowest position of every ring entry whose xid
+ * the snapshot still sees as running.  The ring has a fixed size; an entry
+ * dropped from it is harmless to snapshots whose xmin is above its xid, and
+ * a snapshot older than that gets a serialization failure instead of a
+ * head that might skip.  The result is cached for the rest of the
+ * transaction, so only the first call of a transaction depends on the ring.
  *
  * Durability: blocks are reserved with nextval() on the sequence, which is
  * WAL-logged before any position from the block can be committed, so a
@@ -88,16 +88,14 @@
 
 #if PG_VERSION_NUM >= 170000
 #define ES_MY_SLOT()		(MyProcNumber)
-#define ES_XACT_COMPLETIONS() (TransamVariables->xactCompletionCount)
 #else
 #define ES_MY_SLOT()		(MyBackendId - 1)
-#define ES_XACT_COMPLETIONS() (ShmemVariableCache->xactCompletionCount)
 #endif
 
 /* One appending commit, remembered for snapshot readers. */
 typedef struct EsCommit
 {
-	uint64		completions;	/* completion counter read after the commit */
+	TransactionId xid;			/* top-level xid of the appender */
 	int64		lowest;			/* lowest position the transaction held */
 } EsCommit;
 
@@ -109,7 +107,7 @@ typedef struct EsDatabase
 	int64		next;
 	int64		reserved_end;
 	uint64		commits_added;	/* ring writes so far */
-	uint64		evicted_completions;	/* newest entry dropped from ring */
+	TransactionId evicted_xid;	/* newest xid dropped from the ring */
 } EsDatabase;
 
 /* One backend's open transaction. */
@@ -280,7 +278,7 @@ es_my_database(void)
 	es_shared->dbs[free_entry].dboid = MyDatabaseId;
 	es_shared->dbs[free_entry].seeded = false;
 	es_shared->dbs[free_entry].commits_added = 0;
-	es_shared->dbs[free_entry].evicted_completions = 0;
+	es_shared->dbs[free_entry].evicted_xid = InvalidTransactionId;
 	my_db = free_entry;
 	return &es_shared->dbs[free_entry];
 }
@@ -435,24 +433,26 @@ es_head_locked(EsDatabase *db, Snapshot snapshot)
 
 	if (snapshot != NULL)
 	{
-		uint64		taken = snapshot->snapXactCompletionCount;
 		uint64		kept = Min(db->commits_added, (uint64) es_shared->ring_size);
 		EsCommit   *ring = &es_shared->rings[(Size) my_db * es_shared->ring_size];
 
-		if (db->evicted_completions > taken)
+		/*
+		 * A dropped entry is harmless if its transaction ended before the
+		 * snapshot's xmin; otherwise the snapshot might not see it.
+		 */
+		if (TransactionIdIsValid(db->evicted_xid) &&
+			!TransactionIdPrecedes(db->evicted_xid, snapshot->xmin))
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("could not determine the head of the event feed for this snapshot"),
-					 errdetail("More than %d appending transactions committed since the snapshot was taken.",
+					 errdetail("More than %d appending transactions committed since the oldest transaction that was running when the snapshot was taken.",
 							   es_shared->ring_size),
-					 errhint("Call eventstore.head() or eventstore.read_all() early in the transaction, or raise eventstore.commit_history.")));
+					 errhint("Call eventstore.head() or eventstore.read_all() first in the transaction, retry it, or raise eventstore.commit_history.")));
 
 		for (uint64 k = 0; k < kept; k++)
 		{
-			EsCommit   *c = &ring[k];
-
-			if (c->completions > taken)
-				head = Min(head, c->lowest - 1);
+			if (XidInMVCCSnapshot(ring[k].xid, snapshot))
+				head = Min(head, ring[k].lowest - 1);
 		}
 	}
 	return head;
@@ -540,10 +540,11 @@ es_release_slot(bool committed)
 			EsCommit   *ring = &es_shared->rings[(Size) slot->db * es_shared->ring_size];
 			EsCommit   *c = &ring[db->commits_added % es_shared->ring_size];
 
-			if (db->commits_added >= (uint64) es_shared->ring_size)
-				db->evicted_completions = Max(db->evicted_completions,
-											  c->completions);
-			c->completions = ES_XACT_COMPLETIONS();
+			if (db->commits_added >= (uint64) es_shared->ring_size &&
+				(!TransactionIdIsValid(db->evicted_xid) ||
+				 TransactionIdFollows(c->xid, db->evicted_xid)))
+				db->evicted_xid = c->xid;
+			c->xid = XidFromFullTransactionId(slot->xid);
 			c->lowest = slot->lowest;
 			db->commits_added++;
 		}

@@ -11,7 +11,7 @@
  * regtype prints them with eventstore outside the search_path.
  */
 BEGIN;
-SELECT plan(75);
+SELECT plan(76);
 
 -- Extension, schema, roles --------------------------------------------------
 
@@ -67,7 +67,7 @@ SELECT columns_are('eventstore', 'events',
 		  'schema_version', 'event_id', 'stream_id', 'event_type',
 		  'partition_key', 'data', 'metadata']);
 SELECT results_eq(
-	$$SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull
+	$$SELECT a.attname::text COLLATE "default", pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull
 		FROM pg_catalog.pg_attribute a
 	   WHERE a.attrelid = 'eventstore.events'::regclass
 		 AND a.attnum > 0 AND NOT a.attisdropped
@@ -89,7 +89,7 @@ SELECT results_eq(
 SELECT columns_are('eventstore', 'streams',
 	ARRAY['stream_id', 'partition_key', 'bucket', 'version', 'created_at', 'updated_at']);
 SELECT results_eq(
-	$$SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull
+	$$SELECT a.attname::text COLLATE "default", pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull
 		FROM pg_catalog.pg_attribute a
 	   WHERE a.attrelid = 'eventstore.streams'::regclass
 		 AND a.attnum > 0 AND NOT a.attisdropped
@@ -110,11 +110,11 @@ SELECT is(
 	'RANGE (bucket)',
 	'eventstore.events is partitioned by range of bucket');
 SELECT results_eq(
-	$$SELECT c.relname::text, pg_catalog.pg_get_expr(c.relpartbound, c.oid)
+	$$SELECT c.relname::text COLLATE "default", pg_catalog.pg_get_expr(c.relpartbound, c.oid) COLLATE "default"
 		FROM pg_catalog.pg_inherits i
 		JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
 	   WHERE i.inhparent = 'eventstore.events'::regclass
-	   ORDER BY c.relname$$,
+	   ORDER BY 1$$,
 	$$SELECT pg_catalog.format('events_%s_%s',
 							   pg_catalog.lpad((g * 128)::text, 4, '0'),
 							   pg_catalog.lpad((g * 128 + 127)::text, 4, '0')),
@@ -138,7 +138,7 @@ SELECT col_is_unique('eventstore', 'events', ARRAY['bucket', 'stream_id', 'event
 SELECT has_index('eventstore', 'events', 'events_insert_order_idx', ARRAY['insert_order'],
 	'events are indexed by insert_order');
 
-SELECT has_sequence('eventstore', 'position_blocks');
+SELECT has_sequence('eventstore', 'position_blocks', 'sequence eventstore.position_blocks exists');
 SELECT is(
 	(SELECT seqincrement FROM pg_catalog.pg_sequence
 	  WHERE seqrelid = 'eventstore.position_blocks'::regclass),
@@ -150,7 +150,7 @@ SELECT is(
 	false,
 	'position_blocks never cycles');
 
-SELECT has_view('eventstore', 'appenders');
+SELECT has_view('eventstore', 'appenders', 'view eventstore.appenders exists');
 SELECT columns_are('eventstore', 'appenders',
 	ARRAY['pid', 'lowest_position', 'writer_xid', 'xact_start', 'xact_age',
 		  'usename', 'application_name', 'state', 'query']);
@@ -181,10 +181,10 @@ SELECT is(
 
 -- Append-only triggers --------------------------------------------------------
 
-SELECT has_trigger('eventstore', 'events', 'events_append_only');
+SELECT has_trigger('eventstore', 'events', 'events_append_only', 'events has trigger events_append_only');
 SELECT trigger_is('eventstore', 'events', 'events_append_only',
 	'eventstore', 'refuse_change');
-SELECT has_trigger('eventstore', 'streams', 'streams_guard');
+SELECT has_trigger('eventstore', 'streams', 'streams_guard', 'streams has trigger streams_guard');
 SELECT trigger_is('eventstore', 'streams', 'streams_guard',
 	'eventstore', 'guard_streams');
 /*
@@ -193,13 +193,13 @@ SELECT trigger_is('eventstore', 'streams', 'streams_guard',
  * replica does not switch it off.
  */
 SELECT results_eq(
-	$$SELECT c.relname::text, t.tgname::text, t.tgtype::int, t.tgenabled::text,
+	$$SELECT c.relname::text COLLATE "default", t.tgname::text COLLATE "default", t.tgtype::int, t.tgenabled::text,
 			 t.tgfoid::regproc::text
 		FROM pg_catalog.pg_trigger t
 		JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
 	   WHERE c.relnamespace = 'eventstore'::regnamespace
 		 AND NOT t.tgisinternal
-	   ORDER BY c.relname, t.tgname$$,
+	   ORDER BY 1, 2$$,
 	$$SELECT * FROM (VALUES
 			('events', 'events_append_only', 58, 'A', 'eventstore.refuse_change'),
 			('streams', 'streams_guard', 58, 'A', 'eventstore.guard_streams')) v
@@ -216,7 +216,7 @@ SELECT results_eq(
 
 SELECT has_composite('eventstore', 'event_in', 'type eventstore.event_in exists');
 SELECT results_eq(
-	$$SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod)
+	$$SELECT a.attname::text COLLATE "default", pg_catalog.format_type(a.atttypid, a.atttypmod)
 		FROM pg_catalog.pg_attribute a
 	   WHERE a.attrelid = (SELECT typrelid FROM pg_catalog.pg_type
 							WHERE oid = 'eventstore.event_in'::regtype)
@@ -227,7 +227,7 @@ SELECT results_eq(
 	'eventstore.event_in has the documented attributes');
 SELECT has_composite('eventstore', 'recorded_event', 'type eventstore.recorded_event exists');
 SELECT results_eq(
-	$$SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod)
+	$$SELECT a.attname::text COLLATE "default", pg_catalog.format_type(a.atttypid, a.atttypmod)
 		FROM pg_catalog.pg_attribute a
 	   WHERE a.attrelid = (SELECT typrelid FROM pg_catalog.pg_type
 							WHERE oid = 'eventstore.recorded_event'::regtype)
@@ -266,13 +266,13 @@ SELECT has_function('eventstore', 'open_appenders', ARRAY[]::name[]);
  * only for types outside it, which is the case here.
  */
 SELECT results_eq(
-	$$SELECT p.proname::text,
+	$$SELECT p.proname::text COLLATE "default",
 			 pg_catalog.pg_get_function_arguments(p.oid),
 			 pg_catalog.pg_get_function_result(p.oid)
 		FROM pg_catalog.pg_proc p
 	   WHERE p.pronamespace = 'eventstore'::regnamespace
 		 AND p.prorettype <> 'trigger'::regtype
-	   ORDER BY p.proname$$,
+	   ORDER BY 1$$,
 	$$VALUES
 	  ('append',
 	   'stream_id text, events eventstore.event_in[], expected_version bigint DEFAULT NULL::bigint, partition_key text DEFAULT NULL::text',

@@ -19,6 +19,9 @@
 #
 # Knobs (environment): STRESS_DB, STRESS_CLIENTS (6), STRESS_SECONDS (15),
 # STRESS_STREAMS (50), STRESS_PAGE (100), PG_CONFIG or PGBIN.
+# STRESS_READER=naive makes the reader select from eventstore.events by
+# insert_order instead of calling read_all: a self-test of this script,
+# which must then report skips and fail.
 
 set -euo pipefail
 
@@ -31,6 +34,12 @@ STREAMS=${STRESS_STREAMS:-50}
 PAGE=${STRESS_PAGE:-100}
 # After the writers are done, the reader must catch up within this many seconds.
 CATCH_UP=${STRESS_CATCH_UP:-20}
+case ${STRESS_READER:-read_all} in
+	read_all) NAIVE=false ;;
+	naive) NAIVE=true ;;
+	*) echo "STRESS_READER must be read_all or naive" >&2; exit 2 ;;
+esac
+export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/eventstore-stress.XXXXXX")
 READER_PID=
@@ -96,7 +105,7 @@ CREATE TABLE stress_seen (
  * last position it was given.  It stops when a read that started after the
  * writers were done returns nothing, or gives up after catch_up_timeout.
  */
-CREATE PROCEDURE stress_follow(page integer, catch_up_timeout interval)
+CREATE PROCEDURE stress_follow(page integer, catch_up_timeout interval, naive boolean)
 LANGUAGE plpgsql AS $proc$
 DECLARE
 	v_last		bigint := 0;
@@ -112,12 +121,21 @@ BEGIN
 		END IF;
 
 		v_read := v_read + 1;
-		INSERT INTO stress_seen (read_no, ord, insert_order, event_id, stream_id, stream_order)
-			SELECT v_read, r.ord, r.insert_order, r.event_id, r.stream_id, r.stream_order
-			  FROM eventstore.read_all(v_last, page)
-				   WITH ORDINALITY AS r(insert_order, stream_id, stream_order, event_id,
-										event_type, schema_version, data, metadata,
-										recorded_at, partition_key, ord);
+		IF NOT naive THEN
+			INSERT INTO stress_seen (read_no, ord, insert_order, event_id, stream_id, stream_order)
+				SELECT v_read, r.ord, r.insert_order, r.event_id, r.stream_id, r.stream_order
+				  FROM eventstore.read_all(v_last, page)
+					   WITH ORDINALITY AS r(insert_order, stream_id, stream_order, event_id,
+											event_type, schema_version, data, metadata,
+											recorded_at, partition_key, ord);
+		ELSE
+			INSERT INTO stress_seen (read_no, ord, insert_order, event_id, stream_id, stream_order)
+				SELECT v_read, row_number() OVER (ORDER BY e.insert_order),
+					   e.insert_order, e.event_id, e.stream_id, e.stream_order
+				  FROM (SELECT * FROM eventstore.events
+						 WHERE insert_order > v_last
+						 ORDER BY insert_order LIMIT page) e;
+		END IF;
 		GET DIAGNOSTICS v_got = ROW_COUNT;
 		IF v_got > 0 THEN
 			SELECT s.insert_order INTO v_last
@@ -167,7 +185,7 @@ SQL
 
 started=$(date +%s)
 
-psql_db -c "CALL stress_follow($PAGE, '$CATCH_UP seconds')" \
+psql_db -c "CALL stress_follow($PAGE, '$CATCH_UP seconds', $NAIVE)" \
 	>"$WORK/reader.out" 2>&1 &
 READER_PID=$!
 

@@ -1,0 +1,138 @@
+--
+-- Bad input: each a clear error with its SQLSTATE, and nothing stored.
+--
+\set VERBOSITY default
+SELECT count(*) AS events_before FROM eventstore.events \gset
+
+-- stream id
+SELECT * FROM eventstore.append(NULL, ARRAY[eventstore.event('A', '{}')]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.append('', ARRAY[eventstore.event('A', '{}')]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.append(repeat('x', 1025), ARRAY[eventstore.event('A', '{}')]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM eventstore.append(repeat('x', 1024), ARRAY[eventstore.event('A', '{}')]);
+
+-- the events array
+SELECT * FROM eventstore.append('bad-1', NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.append('bad-1', ARRAY[]::eventstore.event_in[]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.append('bad-1', ARRAY[eventstore.event('A', '{}'), NULL]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.append('bad-1',
+	ARRAY[[eventstore.event('A', '{}')], [eventstore.event('B', '{}')]]);
+\echo :LAST_ERROR_SQLSTATE
+
+-- fields of an event
+SELECT * FROM eventstore.append('bad-1', ARRAY[eventstore.event(NULL, '{}')]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.append('bad-1', ARRAY[eventstore.event('', '{}')]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.append('bad-1', ARRAY[eventstore.event(repeat('t', 256), '{}')]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.append('bad-1', ARRAY[eventstore.event('A', '{}'), eventstore.event('B', NULL)]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.append('bad-1', ARRAY[eventstore.event('A', '{}', NULL, NULL)]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.append('bad-1', ARRAY[eventstore.event('A', '{}', NULL, gen_random_uuid(), NULL)]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.append('bad-1', ARRAY[eventstore.event('A', '{}', NULL, gen_random_uuid(), 0)]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.append('bad-1', ARRAY[
+	eventstore.event('A', '{}', NULL, '00000000-0000-0000-0000-00000000bad1'),
+	eventstore.event('B', '{}', NULL, '00000000-0000-0000-0000-00000000bad2'),
+	eventstore.event('C', '{}', NULL, '00000000-0000-0000-0000-00000000bad1')]);
+\echo :LAST_ERROR_SQLSTATE
+
+-- expected version and partition key
+SELECT * FROM eventstore.append('bad-1', ARRAY[eventstore.event('A', '{}')], -2);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.append('bad-1', ARRAY[eventstore.event('A', '{}')], NULL, '');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.append('bad-1', ARRAY[eventstore.event('A', '{}')], NULL, repeat('k', 1025));
+\echo :LAST_ERROR_SQLSTATE
+
+-- limits
+SET eventstore.max_append_events = 3;
+SELECT * FROM eventstore.append('bad-1',
+	ARRAY(SELECT eventstore.event('A', '{}') FROM generate_series(1, 4)));
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM eventstore.append('limit-ok',
+	ARRAY(SELECT eventstore.event('A', '{}') FROM generate_series(1, 3)));
+RESET eventstore.max_append_events;
+SET eventstore.max_event_size = '1kB';
+SELECT * FROM eventstore.append('bad-1', ARRAY[
+	eventstore.event('A', jsonb_build_object('pad', repeat('p', 600)),
+					 jsonb_build_object('pad', repeat('m', 600)))]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM eventstore.append('limit-ok', ARRAY[
+	eventstore.event('A', jsonb_build_object('pad', repeat('p', 600)))]);
+RESET eventstore.max_event_size;
+SET eventstore.max_event_size = 0;
+SET eventstore.partitions = 3;
+
+-- the limits are for superusers to set
+CREATE ROLE es_regress_app;
+SET ROLE es_regress_app;
+SET eventstore.max_append_events = 100000;
+RESET ROLE;
+DROP ROLE es_regress_app;
+
+-- nothing of the failed calls was stored
+SELECT count(*) - :events_before AS events_added FROM eventstore.events;
+SELECT count(*) FROM eventstore.streams WHERE stream_id = 'bad-1';
+
+-- reads
+SELECT * FROM eventstore.read_all(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.read_all(-1);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.read_all(0, 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.read_stream(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.read_stream('order-1', 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.read_stream('order-1', 1, 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.read_stream('order-1', 1, NULL, NULL);
+\echo :LAST_ERROR_SQLSTATE
+
+-- the log is append-only, for the superuser too
+UPDATE eventstore.events SET data = '{}' WHERE stream_id = 'order-1';
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM eventstore.events WHERE stream_id = 'order-1';
+\echo :LAST_ERROR_SQLSTATE
+TRUNCATE eventstore.events;
+\echo :LAST_ERROR_SQLSTATE
+UPDATE eventstore.events_0000_0127 SET data = '{}';
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM eventstore.events_0896_1023;
+\echo :LAST_ERROR_SQLSTATE
+TRUNCATE eventstore.events_0512_0639;
+\echo :LAST_ERROR_SQLSTATE
+UPDATE eventstore.streams SET version = 1;
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM eventstore.streams;
+\echo :LAST_ERROR_SQLSTATE
+TRUNCATE eventstore.streams;
+\echo :LAST_ERROR_SQLSTATE
+-- session_replication_role does not switch the guards off
+SET session_replication_role = replica;
+DELETE FROM eventstore.events;
+\echo :LAST_ERROR_SQLSTATE
+RESET session_replication_role;
+SELECT count(*) - :events_before AS events_added FROM eventstore.events;
+
+-- PREPARE TRANSACTION after an append is refused, and the append undone
+BEGIN;
+SELECT count(*) FROM eventstore.append('prepared-1', ARRAY[eventstore.event('A', '{}')]);
+PREPARE TRANSACTION 'es_regress';
+\echo :LAST_ERROR_SQLSTATE
+SELECT eventstore.stream_version('prepared-1');
+-- a transaction that did not append prepares as usual
+BEGIN;
+SELECT count(*) FROM eventstore.read_all(0, 1);
+PREPARE TRANSACTION 'es_regress_reader';
+COMMIT PREPARED 'es_regress_reader';
