@@ -125,6 +125,27 @@ DELETE FROM eventstore.events;
 RESET session_replication_role;
 SELECT count(*) - :events_before AS events_added FROM eventstore.events;
 
+-- nor can the guards be switched off, or partitions detached
+ALTER TABLE eventstore.events DISABLE TRIGGER ALL;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE eventstore.events_0128_0255 DISABLE TRIGGER events_0128_0255_append_only;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE eventstore.events_0128_0255 ENABLE TRIGGER events_0128_0255_append_only;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE eventstore.streams DISABLE TRIGGER streams_guard;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE eventstore.events DETACH PARTITION eventstore.events_0000_0127;
+\echo :LAST_ERROR_SQLSTATE
+SET session_replication_role = replica;
+ALTER TABLE eventstore.events DETACH PARTITION eventstore.events_0000_0127;
+\echo :LAST_ERROR_SQLSTATE
+RESET session_replication_role;
+DROP TRIGGER events_append_only ON eventstore.events;
+\echo :LAST_ERROR_SQLSTATE
+-- other maintenance passes
+ALTER TABLE eventstore.events_0000_0127 SET (autovacuum_vacuum_scale_factor = 0.05);
+ALTER TABLE eventstore.events_0000_0127 RESET (autovacuum_vacuum_scale_factor);
+
 -- PREPARE TRANSACTION after an append is refused, and the append undone
 BEGIN;
 SELECT count(*) FROM eventstore.append('prepared-1', ARRAY[eventstore.event('A', '{}')]);

@@ -80,3 +80,19 @@ BEGIN
 	END LOOP;
 END
 $partitions$;
+
+/*
+ * The guards themselves are guarded: ALTER TABLE and DROP TRIGGER may not
+ * switch the triggers above off, nor attach or detach partitions of the log.
+ */
+CREATE FUNCTION eventstore.guard_ddl()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'eventstore_guard_ddl'
+LANGUAGE C;
+COMMENT ON FUNCTION eventstore.guard_ddl() IS
+'event trigger: refuses ALTER TABLE and DROP TRIGGER that would switch off the guards of the log';
+
+CREATE EVENT TRIGGER eventstore_guard_ddl ON ddl_command_start
+	WHEN TAG IN ('ALTER TABLE', 'DROP TRIGGER')
+	EXECUTE FUNCTION eventstore.guard_ddl();
+ALTER EVENT TRIGGER eventstore_guard_ddl ENABLE ALWAYS;
