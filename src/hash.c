@@ -47,12 +47,16 @@ EsBucketOf(const char *key, int len)
 /*
  * eventstore.bucket_of(partition_key text) returns integer
  *
- * The bucket, 0..1023, that a partition key maps to.  Strict; no errors.
+ * The bucket, 0..1023, that a partition key maps to.  Strict.  Like every
+ * C function of the extension it insists on the preload (55000), so that a
+ * misconfigured server is noticed at the first call.
  */
 Datum
 eventstore_bucket_of(PG_FUNCTION_ARGS)
 {
 	text	   *key = PG_GETARG_TEXT_PP(0);
+
+	EsCheckLoaded();
 
 	PG_RETURN_INT32(EsBucketOf(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key)));
 }
