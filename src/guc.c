@@ -14,6 +14,7 @@
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "eventstore.h"
@@ -66,23 +67,30 @@ EsGucInit(void)
 							0,
 							check_partitions, NULL, NULL);
 
-	DefineCustomIntVariable("eventstore.max_databases",
-							"Number of databases that can use eventstore at the same time.",
-							NULL,
-							&es_max_databases,
-							16, 1, 4096,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
+	/*
+	 * Sizes of shared memory exist only when the library is preloaded;
+	 * defining PGC_POSTMASTER parameters later is an error.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		DefineCustomIntVariable("eventstore.max_databases",
+								"Number of databases that can use eventstore at the same time.",
+								NULL,
+								&es_max_databases,
+								16, 1, 4096,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
 
-	DefineCustomIntVariable("eventstore.commit_history",
-							"Number of recent appending commits remembered per database for snapshot readers.",
-							"REPEATABLE READ and SERIALIZABLE readers use it to find the head of their snapshot.",
-							&es_commit_history,
-							4096, 64, 1024 * 1024,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
+		DefineCustomIntVariable("eventstore.commit_history",
+								"Number of recent appending commits remembered per database for snapshot readers.",
+								"REPEATABLE READ and SERIALIZABLE readers use it to find the head of their snapshot.",
+								&es_commit_history,
+								4096, 64, 1024 * 1024,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+	}
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("eventstore");

@@ -141,8 +141,11 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 /* Backend-local state. */
 static int	my_db = -1;			/* cached index of this database */
 static bool xact_holds_positions = false;
+static bool exit_callback_registered = false;
 static bool xact_head_valid = false;
 static int64 xact_head = 0;
+
+static void es_shmem_exit(int code, Datum arg);
 
 PG_FUNCTION_INFO_V1(eventstore_head);
 PG_FUNCTION_INFO_V1(eventstore_open_appenders);
@@ -370,6 +373,13 @@ EsAllocatePositions(int count)
 
 	Assert(count > 0);
 	EsCheckLoaded();
+
+	/* exit callbacks are not inherited from the postmaster: register here */
+	if (!exit_callback_registered)
+	{
+		before_shmem_exit(es_shmem_exit, (Datum) 0);
+		exit_callback_registered = true;
+	}
 
 	for (;;)
 	{
@@ -613,8 +623,8 @@ EsPositionInit(void)
 		shmem_startup_hook = es_shmem_startup;
 	}
 
+	/* inherited by every backend forked from the postmaster */
 	RegisterXactCallback(es_xact_callback, NULL);
-	on_shmem_exit(es_shmem_exit, (Datum) 0);
 }
 
 /*
