@@ -5,7 +5,8 @@
 #
 # exiting non-zero when M > 0 or when the harness itself broke.  Run it as root
 # on Debian 12 from the repository: `bash test/all.sh`.  It installs missing
-# packages, builds and installs the extension (warnings are errors), then runs:
+# packages, builds a copy of the tree (the working tree is not touched) and
+# installs the extension (warnings are errors), then runs:
 #
 #   1. build       1 test: make (with -Werror) and make install succeeded
 #   2. pg_regress  sql/NAME.sql against expected/NAME.out, one test each
@@ -95,6 +96,9 @@ suite_begin() {
 # test failed still counts one failure.
 suite_end() {
 	local passed=$1 failed=$2 rc=${3:-0}
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		echo "   runner timed out (exit code $rc)"
+	fi
 	if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
 		echo "   runner exited with code $rc: counted as 1 failure"
 		failed=1
@@ -125,7 +129,7 @@ finish() {
 run_pg() {
 	local limit=$1
 	shift
-	es_as_pg timeout --kill-after=10 "$limit" "$@"
+	es_as_pg_wait timeout --kill-after=10 "$limit" "$@"
 }
 
 # --- suites ----------------------------------------------------------------
@@ -137,19 +141,18 @@ suite_build() {
 	rc=$?
 	if [ "$rc" -ne 0 ]; then
 		printf '%s\n' "$out" | tail -n 100 | indent
-		echo "-- build: FAILED"
-		echo
-		echo "0 passed, 1 failed"
-		exit 1
+		echo "-- $SUITE_NAME: FAILED, no other suite runs"
+		TOTAL_FAILED=1
+		finish
 	fi
-	printf '%s\n' "$out" | grep -E 'warning|error' | indent
+	printf '%s\n' "$out" | grep -E ': (warning|error):' | indent
 	suite_end 1 0
 }
 
 suite_regress() {
 	local tests=() f out=$ES_WORK/regress.out rc counts
 	suite_begin "2/6 pg_regress"
-	for f in "$ES_REPO"/sql/*.sql; do
+	for f in "$ES_WORK"/src/sql/*.sql; do
 		[ -e "$f" ] && tests+=("$(basename "$f" .sql)")
 	done
 	if [ ${#tests[@]} -eq 0 ]; then
@@ -174,7 +177,7 @@ suite_regress() {
 suite_isolation() {
 	local specs=() f out=$ES_WORK/isolation.out rc counts
 	suite_begin "3/6 isolation"
-	for f in "$ES_REPO"/test/isolation/specs/*.spec; do
+	for f in "$ES_WORK"/src/test/isolation/specs/*.spec; do
 		[ -e "$f" ] && specs+=("$(basename "$f" .spec)")
 	done
 	if [ ${#specs[@]} -eq 0 ]; then
@@ -199,7 +202,7 @@ suite_isolation() {
 suite_pgtap() {
 	local files=() f out=$ES_WORK/pgtap.out rc counts
 	suite_begin "4/6 pgTAP"
-	for f in "$ES_REPO"/test/pgtap/*.sql; do
+	for f in "$ES_WORK"/src/test/pgtap/*.sql; do
 		[ -e "$f" ] && files+=("test/pgtap/$(basename "$f")")
 	done
 	if [ ${#files[@]} -eq 0 ]; then
@@ -225,7 +228,7 @@ suite_pgtap() {
 suite_stress() {
 	local out=$ES_WORK/stress.out rc counts
 	suite_begin "5/6 stress"
-	if [ ! -f "$ES_REPO/test/stress/run.sh" ]; then
+	if [ ! -f "$ES_WORK/src/test/stress/run.sh" ]; then
 		suite_skip "no test/stress/run.sh"
 		return
 	fi
@@ -243,7 +246,7 @@ suite_stress() {
 suite_tap() {
 	local files=() f out=$ES_WORK/tap.out rc counts
 	suite_begin "6/6 TAP"
-	for f in "$ES_REPO"/test/t/*.pl; do
+	for f in "$ES_WORK"/src/test/t/*.pl; do
 		[ -e "$f" ] && files+=("test/t/$(basename "$f")")
 	done
 	if [ ${#files[@]} -eq 0 ]; then
@@ -327,8 +330,8 @@ fi
 
 es_install_packages
 es_trap_cleanup
-suite_build
 es_make_workdir
+suite_build
 if ! es_cluster_start regress 2>"$ES_WORK/cluster.err"; then
 	indent <"$ES_WORK/cluster.err"
 	echo "-- the test cluster did not start: counted as 1 failure"

@@ -55,12 +55,12 @@ es_install_packages
 es_trap_cleanup
 
 echo "== building and installing eventstore =="
+es_make_workdir
 build_log=$(es_build_install 2>&1) || {
 	printf '%s\n' "$build_log" | tail -n 60
 	es_die "build failed"
 }
-es_make_workdir
-es_cluster_start demo || es_die "the demo cluster did not start (log: $ES_WORK/demo.log)"
+es_cluster_start demo || es_die "the demo cluster did not start (ES_KEEP=1 keeps its log)"
 echo "cluster: PostgreSQL $PG_MAJOR on 127.0.0.1:$PGPORT, data in $ES_WORK/demo"
 
 # --- 1. database and extension ---------------------------------------------
@@ -78,7 +78,7 @@ echo "  in one batch (test/demo/lesson.sql):"
 echo
 sed -n '/^\\set/,$p' "$ES_REPO/test/demo/practice.sql" | sed 's/^/  practice.sql> /'
 echo
-before=$(query "SELECT count(*) FROM eventstore.events")
+before=$(query "SELECT count(*) FROM eventstore.events") || exit 1
 echo "  events before: $before"
 cmd=(pgbench -n -c 8 -j 2 -T "$PGBENCH_SECONDS" --max-tries=10
 	-f "$ES_REPO/test/demo/practice.sql@9" -f "$ES_REPO/test/demo/lesson.sql@1" "$DB")
@@ -91,7 +91,7 @@ printf '%s\n' "$bench_out" |
 	grep -E '^(number of (clients|transactions actually|failed)|duration|latency average|tps|SQL script| - [0-9]+ transactions)|rror' |
 	sed 's/^/  | /'
 [ "$bench_rc" -eq 0 ] || es_die "pgbench failed (exit code $bench_rc)"
-after=$(query "SELECT count(*) FROM eventstore.events")
+after=$(query "SELECT count(*) FROM eventstore.events") || exit 1
 tps=$(printf '%s\n' "$bench_out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -n 1)
 echo
 echo "  events after:  $after"
@@ -137,9 +137,11 @@ printf '%s\n%s\n' "$first" "$second" | awk -F'|' '
 	}
 	END { exit (n == 3 && m == 3 && !bad) ? 0 : 1 }' ||
 	es_die "the retry did not return the same three rows with duplicate = true"
+version=$(query "SELECT eventstore.stream_version('student-2001')") || exit 1
+[ "$version" = 3 ] || es_die "the retry changed the stream: version $version"
 echo
 echo "  check: every row came back with duplicate = true and the same positions;"
-echo "  stream version is still $(query "SELECT eventstore.stream_version('student-2001')")."
+echo "  stream version is still $version."
 
 # --- 4. a version conflict -------------------------------------------------
 
@@ -162,7 +164,9 @@ EXCEPTION WHEN SQLSTATE 'ES001' THEN
     RAISE NOTICE 'detail: %', detail;
 END
 \$\$;"
-echo "  Nothing was written: stream version is $(query "SELECT eventstore.stream_version('student-2001')")."
+version=$(query "SELECT eventstore.stream_version('student-2001')") || exit 1
+[ "$version" = 3 ] || es_die "the failed append changed the stream: version $version"
+echo "  Nothing was written: stream version is $version."
 
 # --- 5. the global feed ----------------------------------------------------
 

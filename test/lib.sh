@@ -13,11 +13,12 @@
 #
 # Functions:
 #   es_install_packages      apt-get install what is missing (idempotent)
-#   es_build_install         make clean; make -j2 && make install
 #   es_make_workdir          create ES_WORK and copy the repository into it
+#   es_build_install         make clean; make -j2 && make install, in the copy
 #   es_free_port             print a free TCP port on 127.0.0.1
 #   es_cluster_start NAME    initdb + start a cluster in $ES_WORK/NAME
 #   es_as_pg CMD...          run CMD as postgres in $ES_WORK/src
+#   es_as_pg_wait CMD...     the same, interruptible by INT and TERM
 #   es_cleanup               stop servers, remove ES_WORK (see ES_KEEP)
 #   es_trap_cleanup          install es_cleanup on EXIT, INT and TERM
 
@@ -36,10 +37,11 @@ ES_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # images but prove and pkill come from them.
 ES_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
 	postgresql-$PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl
-	libipc-run-perl make gcc perl procps"
+	libipc-run-perl make gcc libc6-dev perl procps"
 
 ES_WORK=""
 ES_CLUSTERS=()
+ES_CHILD=""
 
 es_log() {
 	printf '%s\n' "$*" >&2
@@ -59,8 +61,8 @@ es_pkg_installed() {
 }
 
 # Debian would otherwise create and start a "main" cluster on port 5432 when
-# postgresql-15 is installed.  Done before that install, and again after
-# postgresql-common's own install, which may rewrite the file.
+# postgresql-15 is installed.  Done after postgresql-common is installed (its
+# postinst writes createcluster.conf) and before postgresql-15 is.
 es_no_main_cluster() {
 	local conf=/etc/postgresql-common/createcluster.conf
 	mkdir -p /etc/postgresql-common
@@ -94,34 +96,37 @@ es_install_packages() {
 	DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null ||
 		es_die "apt-get update failed"
 	if ! es_pkg_installed "postgresql-$PG_MAJOR"; then
-		es_no_main_cluster
 		es_pkg_installed postgresql-common || es_apt_install postgresql-common
 		es_no_main_cluster
 	fi
 	es_apt_install "${missing[@]}"
 }
 
-# Build with the Makefile's -Werror and install into the system PostgreSQL.
-# Returns non-zero (after showing the compiler's output) if either fails.
-es_build_install() {
-	es_require_root
-	(
-		cd "$ES_REPO" || exit 1
-		make clean >/dev/null 2>&1
-		make -j2 PG_CONFIG="$PG_CONFIG" && make install PG_CONFIG="$PG_CONFIG" >/dev/null
-	)
-}
-
-# Create ES_WORK, owned by postgres, with a copy of the repository (without
-# .git) in $ES_WORK/src.
+# Create ES_WORK, owned by postgres, with a copy of the repository in
+# $ES_WORK/src: without .git and without what earlier runs left in the tree.
 es_make_workdir() {
 	id postgres >/dev/null 2>&1 || es_die "no postgres user: is postgresql-$PG_MAJOR installed?"
 	ES_WORK=$(mktemp -d /tmp/eventstore.XXXXXX) || es_die "mktemp failed"
 	export ES_WORK
 	mkdir -p "$ES_WORK/src" "$ES_WORK/tmp"
-	tar -C "$ES_REPO" --exclude=.git -cf - . | tar -C "$ES_WORK/src" -xf - ||
+	tar -C "$ES_REPO" --exclude=./.git --exclude=./tmp_check --exclude=./results \
+		--exclude=./output_iso --exclude=./log --exclude=./test/bench/results \
+		-cf - . | tar -C "$ES_WORK/src" -xf - ||
 		es_die "could not copy the repository to $ES_WORK/src"
 	chown -R postgres: "$ES_WORK"
+}
+
+# Build the copy in $ES_WORK/src (the working tree is left alone) with the
+# Makefile's -Werror, and install into the system PostgreSQL.  Returns
+# non-zero if either fails; the compiler's output is on stdout/stderr.
+es_build_install() {
+	es_require_root
+	(
+		cd "$ES_WORK/src" || exit 1
+		make clean PG_CONFIG="$PG_CONFIG" >/dev/null 2>&1
+		make -j2 PG_CONFIG="$PG_CONFIG" && make install PG_CONFIG="$PG_CONFIG" >/dev/null
+	) || return 1
+	chown -R postgres: "$ES_WORK/src"
 }
 
 # Run a command as postgres in $ES_WORK/src with the test environment:
@@ -132,10 +137,34 @@ es_as_pg() {
 	(
 		cd "$ES_WORK/src" || exit 1
 		runuser -u postgres -- env \
-			PATH="$PATH" HOME="$ES_WORK" TMPDIR="$ES_WORK/tmp" LC_ALL=C.UTF-8 \
+			PATH="$PATH" PG_CONFIG="$PG_CONFIG" HOME="$ES_WORK" TMPDIR="$ES_WORK/tmp" \
+			LC_ALL=C.UTF-8 \
 			${PGHOST:+PGHOST="$PGHOST"} ${PGPORT:+PGPORT="$PGPORT"} PGUSER=postgres \
 			"$@"
 	)
+}
+
+# es_as_pg_wait CMD...: es_as_pg in the background, waited for, so that an
+# INT or TERM reaches the traps at once instead of after CMD; es_cleanup then
+# kills what is still running.  Returns CMD's exit code.
+es_as_pg_wait() {
+	local rc
+	es_as_pg "$@" &
+	ES_CHILD=$!
+	wait "$ES_CHILD"
+	rc=$?
+	ES_CHILD=""
+	return "$rc"
+}
+
+# Stop a process and everything below it.
+es_kill_tree() {
+	local pid=$1 child
+	kill -STOP "$pid" 2>/dev/null
+	for child in $(pgrep -P "$pid"); do
+		es_kill_tree "$child"
+	done
+	kill -KILL "$pid" 2>/dev/null
 }
 
 es_port_in_use() {
@@ -192,12 +221,17 @@ es_cluster_start() {
 	export PGHOST="$ES_WORK" PGPORT="$port" PGUSER=postgres
 }
 
-# Stop every server started under ES_WORK: the clusters started here, then
-# anything else with a postmaster.pid below ES_WORK (TAP tests' nodes), then
-# any process still naming ES_WORK on its command line.
+# Kill a running es_as_pg_wait command, then stop every server started under
+# ES_WORK: the clusters started here, then anything else with a postmaster.pid
+# below ES_WORK (TAP tests' nodes), then any process still naming ES_WORK on
+# its command line.  Removes ES_WORK unless ES_KEEP=1.
 es_cleanup() {
 	local data pidfile pid i
 
+	if [ -n "$ES_CHILD" ]; then
+		es_kill_tree "$ES_CHILD"
+		ES_CHILD=""
+	fi
 	[ -n "$ES_WORK" ] && [ -d "$ES_WORK" ] || return 0
 
 	for data in "${ES_CLUSTERS[@]}"; do
@@ -208,6 +242,8 @@ es_cleanup() {
 	while IFS= read -r pidfile; do
 		pid=$(head -n 1 "$pidfile" 2>/dev/null)
 		case "$pid" in '' | *[!0-9]*) continue ;; esac
+		# A stale file's pid may belong to someone else by now.
+		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$ES_WORK/" || continue
 		if kill -0 "$pid" 2>/dev/null; then
 			kill -QUIT "$pid" 2>/dev/null
 			for ((i = 0; i < 50; i++)); do

@@ -11,7 +11,7 @@
  * regtype prints them with eventstore outside the search_path.
  */
 BEGIN;
-SELECT plan(76);
+SELECT plan(77);
 
 -- Extension, schema, roles --------------------------------------------------
 
@@ -212,6 +212,19 @@ SELECT results_eq(
 	  ORDER BY 1, 2$$,
 	'events, every partition and streams carry an ALWAYS BEFORE UPDATE/DELETE/TRUNCATE statement trigger, and nothing else');
 
+/*
+ * The event trigger that keeps those triggers and the partitions in place:
+ * ddl_command_start on ALTER TABLE and DROP TRIGGER, ENABLE ALWAYS.
+ */
+SELECT results_eq(
+	$$SELECT e.evtevent::text COLLATE "default", e.evtenabled::text,
+			 e.evtfoid::regproc::text COLLATE "default", e.evttags::text[] COLLATE "default"
+		FROM pg_catalog.pg_event_trigger e
+	   WHERE e.evtname = 'eventstore_guard_ddl'$$,
+	$$VALUES ('ddl_command_start', 'A', 'eventstore.guard_ddl',
+			  ARRAY['ALTER TABLE', 'DROP TRIGGER'])$$,
+	'event trigger eventstore_guard_ddl guards ALTER TABLE and DROP TRIGGER, always');
+
 -- Types -----------------------------------------------------------------------
 
 SELECT has_composite('eventstore', 'event_in', 'type eventstore.event_in exists');
@@ -245,7 +258,8 @@ SELECT results_eq(
 
 SELECT functions_are('eventstore',
 	ARRAY['event', 'append', 'bucket_of', 'head', 'read_all', 'read_stream',
-		  'stream_version', 'open_appenders', 'refuse_change', 'guard_streams'],
+		  'stream_version', 'open_appenders', 'refuse_change', 'guard_streams',
+		  'guard_ddl'],
 	'schema eventstore has exactly the documented functions');
 
 SELECT has_function('eventstore', 'event',
@@ -271,7 +285,7 @@ SELECT results_eq(
 			 pg_catalog.pg_get_function_result(p.oid)
 		FROM pg_catalog.pg_proc p
 	   WHERE p.pronamespace = 'eventstore'::regnamespace
-		 AND p.prorettype <> 'trigger'::regtype
+		 AND p.prorettype NOT IN ('trigger'::regtype, 'event_trigger'::regtype)
 	   ORDER BY 1$$,
 	$$VALUES
 	  ('append',
