@@ -37,7 +37,9 @@
 #include "postgres.h"
 
 #include "access/detoast.h"
+#include "access/genam.h"
 #include "access/heapam.h"
+#include "access/skey.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -53,10 +55,12 @@
 #include "partitioning/partdesc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 #include "utils/typcache.h"
@@ -125,13 +129,25 @@ typedef struct EsStream
 	bool		exists;
 } EsStream;
 
+/* The stream's partition, opened for the append. */
+typedef struct EsLeaf
+{
+	Relation	parent;			/* eventstore.events */
+	Relation	rel;			/* the leaf partition */
+	int		   *colmap;			/* per leaf attribute: column, or -1 */
+	AttrNumber	attnum[NUM_COLUMNS];	/* per column: leaf attribute */
+	EState	   *estate;
+	ResultRelInfo *rri;			/* with the leaf's indexes open */
+	Relation	id_index;		/* unique (bucket, stream_id, event_id) */
+} EsLeaf;
+
 /* Plans kept for the life of the backend. */
 static SPIPlanPtr lock_plan = NULL;
 static SPIPlanPtr create_plan = NULL;
-static SPIPlanPtr dedup_plan = NULL;
 static SPIPlanPtr update_plan = NULL;
 
 PG_FUNCTION_INFO_V1(eventstore_append);
+PG_FUNCTION_INFO_V1(eventstore_event);
 
 static SPIPlanPtr
 es_prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
@@ -312,9 +328,9 @@ es_cmp_event_ptr(const void *a, const void *b)
 	return memcmp(ea->event_id->data, eb->event_id->data, UUID_LEN);
 }
 
-/* Sorted pointers to the events; errors if an id repeats in the batch. */
-static EsEvent **
-es_sort_by_id(EsEvent *events, int n)
+/* An id may appear only once in a batch. */
+static void
+es_check_unique_ids(EsEvent *events, int n)
 {
 	EsEvent   **sorted = palloc(sizeof(EsEvent *) * n);
 
@@ -330,19 +346,7 @@ es_sort_by_id(EsEvent *events, int n)
 							DatumGetCString(DirectFunctionCall1(uuid_out,
 																UUIDPGetDatum(sorted[i]->event_id)))),
 					 errhint("Each event of a stream needs its own id.")));
-	return sorted;
-}
-
-static EsEvent *
-es_find_by_id(EsEvent **sorted, int n, pg_uuid_t *id)
-{
-	EsEvent		key;
-	EsEvent    *keyp = &key;
-	EsEvent   **found;
-
-	key.event_id = id;
-	found = bsearch(&keyp, sorted, n, sizeof(EsEvent *), es_cmp_event_ptr);
-	return found ? *found : NULL;
+	pfree(sorted);
 }
 
 static void
@@ -456,53 +460,6 @@ es_lock_or_create_stream(EsStream *stream, bool has_expected, int64 expected,
 }
 
 /*
- * Mark the events whose ids the stream already holds, with their stored
- * positions.  Returns how many are new.
- */
-static int
-es_mark_duplicates(EsStream *stream, EsEvent *events, EsEvent **sorted, int n)
-{
-	Oid			types[3] = {INT4OID, TEXTOID, UUIDARRAYOID};
-	Datum		args[3];
-	Datum	   *ids = palloc(sizeof(Datum) * n);
-	int			rc;
-	int			fresh = n;
-
-	es_prepare(&dedup_plan,
-			   "SELECT event_id, stream_order, insert_order FROM eventstore.events "
-			   "WHERE bucket = $1 AND stream_id = $2 AND event_id = ANY ($3)",
-			   3, types);
-
-	for (int i = 0; i < n; i++)
-		ids[i] = UUIDPGetDatum(events[i].event_id);
-	args[0] = Int32GetDatum(stream->bucket);
-	args[1] = PointerGetDatum(stream->stream_id);
-	args[2] = PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN, false,
-											  TYPALIGN_CHAR));
-	rc = SPI_execute_plan(dedup_plan, args, NULL, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "looking up event ids failed: %s", SPI_result_code_string(rc));
-
-	for (uint64 r = 0; r < SPI_processed; r++)
-	{
-		HeapTuple	row = SPI_tuptable->vals[r];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		EsEvent    *ev;
-
-		ev = es_find_by_id(sorted, n,
-						   DatumGetUUIDP(SPI_getbinval(row, desc, 1, &isnull)));
-		if (ev == NULL || ev->duplicate)
-			continue;
-		ev->duplicate = true;
-		ev->stream_order = DatumGetInt64(SPI_getbinval(row, desc, 2, &isnull));
-		ev->insert_order = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
-		fresh--;
-	}
-	return fresh;
-}
-
-/*
  * The leaf partition of eventstore.events that holds a bucket, found the
  * way tuple routing finds it, from the partition bounds.
  */
@@ -542,47 +499,137 @@ es_partition_for_bucket(Relation parent, int bucket)
 }
 
 /*
- * Insert the new events into their partition in one multi-insert, then
- * their index entries.  All go to one partition: one stream, one bucket.
+ * Open the stream's partition for insertion, with its indexes, and map the
+ * columns by name: a partition attached later may order them otherwise.
  */
 static void
-es_insert_events(EsStream *stream, EsEvent *events, int n, int nfresh,
-				 TimestampTz now)
+es_open_leaf(EsLeaf *leaf, int bucket)
 {
 	Oid			nsp = get_namespace_oid("eventstore", false);
-	Relation	parent;
-	Relation	rel;
 	TupleDesc	desc;
-	int			colmap[MaxTupleAttributeNumber];
-	EState	   *estate;
-	ResultRelInfo *rri;
-	TupleTableSlot **slots;
-	BulkInsertState bistate;
-	Datum		xid = FullTransactionIdGetDatum(GetTopFullTransactionId());
-	int			k = 0;
 
-	parent = table_open(get_relname_relid("events", nsp), RowExclusiveLock);
-	rel = table_open(es_partition_for_bucket(parent, stream->bucket),
-					 RowExclusiveLock);
-	desc = RelationGetDescr(rel);
+	leaf->parent = table_open(get_relname_relid("events", nsp), RowExclusiveLock);
+	leaf->rel = table_open(es_partition_for_bucket(leaf->parent, bucket),
+						   RowExclusiveLock);
+	desc = RelationGetDescr(leaf->rel);
 
-	/* columns by name: a partition attached later may order them otherwise */
+	for (int c = 0; c < NUM_COLUMNS; c++)
+		leaf->attnum[c] = InvalidAttrNumber;
+	leaf->colmap = palloc(sizeof(int) * desc->natts);
 	for (int a = 0; a < desc->natts; a++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, a);
 
-		colmap[a] = -1;
+		leaf->colmap[a] = -1;
 		if (att->attisdropped)
 			continue;
 		for (int c = 0; c < NUM_COLUMNS; c++)
 			if (strcmp(NameStr(att->attname), es_column_names[c]) == 0)
-				colmap[a] = c;
+			{
+				leaf->colmap[a] = c;
+				leaf->attnum[c] = att->attnum;
+			}
+	}
+	for (int c = 0; c < NUM_COLUMNS; c++)
+		if (leaf->attnum[c] == InvalidAttrNumber)
+			elog(ERROR, "partition \"%s\" has no column \"%s\"",
+				 RelationGetRelationName(leaf->rel), es_column_names[c]);
+
+	leaf->estate = CreateExecutorState();
+	leaf->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(leaf->rri, leaf->rel, 1, NULL, 0);
+	ExecOpenIndices(leaf->rri, false);
+
+	/* the unique index on (bucket, stream_id, event_id) serves the lookups */
+	leaf->id_index = NULL;
+	for (int i = 0; i < leaf->rri->ri_NumIndices; i++)
+	{
+		Relation	index = leaf->rri->ri_IndexRelationDescs[i];
+		Form_pg_index form = index->rd_index;
+
+		if (form->indisunique && form->indnkeyatts == 3 &&
+			form->indkey.values[0] == leaf->attnum[COL_BUCKET] &&
+			form->indkey.values[1] == leaf->attnum[COL_STREAM_ID] &&
+			form->indkey.values[2] == leaf->attnum[COL_EVENT_ID])
+			leaf->id_index = index;
+	}
+	if (leaf->id_index == NULL)
+		elog(ERROR, "partition \"%s\" has no unique index on (bucket, stream_id, event_id)",
+			 RelationGetRelationName(leaf->rel));
+}
+
+static void
+es_close_leaf(EsLeaf *leaf)
+{
+	ExecCloseIndices(leaf->rri);
+	FreeExecutorState(leaf->estate);
+	table_close(leaf->rel, NoLock);
+	table_close(leaf->parent, NoLock);
+}
+
+/*
+ * Mark the events whose ids the stream already holds, with their stored
+ * positions, by probing the (bucket, stream_id, event_id) index once per
+ * event.  The stream's row is locked, so every earlier append to it has
+ * ended; the snapshot is a new one in READ COMMITTED and the transaction's
+ * in REPEATABLE READ (where a concurrent append would already have failed
+ * on the row).  Returns how many events are new.
+ */
+static int
+es_mark_duplicates(EsLeaf *leaf, EsStream *stream, EsEvent *events, int n)
+{
+	Relation	index = leaf->id_index;
+	Snapshot	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	TupleTableSlot *slot = table_slot_create(leaf->rel, NULL);
+	IndexScanDesc scan = index_beginscan(leaf->rel, index, snapshot, 3, 0);
+	ScanKeyData keys[3];
+	int			fresh = n;
+
+	for (int i = 0; i < n; i++)
+	{
+		EsEvent    *ev = &events[i];
+		bool		isnull;
+
+		ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+							   index->rd_indcollation[0], F_INT4EQ,
+							   Int32GetDatum(stream->bucket));
+		ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
+							   index->rd_indcollation[1], F_TEXTEQ,
+							   PointerGetDatum(stream->stream_id));
+		ScanKeyEntryInitialize(&keys[2], 0, 3, BTEqualStrategyNumber, InvalidOid,
+							   index->rd_indcollation[2], F_UUID_EQ,
+							   UUIDPGetDatum(ev->event_id));
+		index_rescan(scan, keys, 3, NULL, 0);
+		if (!index_getnext_slot(scan, ForwardScanDirection, slot))
+			continue;
+
+		ev->duplicate = true;
+		ev->stream_order = DatumGetInt64(slot_getattr(slot, leaf->attnum[COL_STREAM_ORDER], &isnull));
+		ev->insert_order = DatumGetInt64(slot_getattr(slot, leaf->attnum[COL_INSERT_ORDER], &isnull));
+		ExecClearTuple(slot);
+		fresh--;
 	}
 
-	estate = CreateExecutorState();
-	rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(rri, rel, 1, NULL, 0);
-	ExecOpenIndices(rri, false);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	return fresh;
+}
+
+/*
+ * Insert the new events into their partition in one multi-insert, then
+ * their index entries.  All go to one partition: one stream, one bucket.
+ */
+static void
+es_insert_events(EsLeaf *leaf, EsStream *stream, EsEvent *events, int n,
+				 int nfresh, TimestampTz now)
+{
+	Relation	rel = leaf->rel;
+	TupleDesc	desc = RelationGetDescr(rel);
+	TupleTableSlot **slots;
+	BulkInsertState bistate;
+	Datum		xid = FullTransactionIdGetDatum(GetTopFullTransactionId());
+	int			k = 0;
 
 	slots = palloc(sizeof(TupleTableSlot *) * nfresh);
 	for (int i = 0; i < n; i++)
@@ -613,16 +660,10 @@ es_insert_events(EsStream *stream, EsEvent *events, int n, int nfresh,
 		ExecClearTuple(slot);
 		for (int a = 0; a < desc->natts; a++)
 		{
-			if (colmap[a] < 0)
-			{
-				slot->tts_values[a] = (Datum) 0;
-				slot->tts_isnull[a] = true;
-			}
-			else
-			{
-				slot->tts_values[a] = col[colmap[a]];
-				slot->tts_isnull[a] = colnull[colmap[a]];
-			}
+			int			c = leaf->colmap[a];
+
+			slot->tts_values[a] = c < 0 ? (Datum) 0 : col[c];
+			slot->tts_isnull[a] = c < 0 ? true : colnull[c];
 		}
 		ExecStoreVirtualTuple(slot);
 		slots[k++] = slot;
@@ -635,7 +676,7 @@ es_insert_events(EsStream *stream, EsEvent *events, int n, int nfresh,
 	{
 		List	   *recheck;
 
-		recheck = ExecInsertIndexTuples(rri, slots[i], estate,
+		recheck = ExecInsertIndexTuples(leaf->rri, slots[i], leaf->estate,
 #if PG_VERSION_NUM >= 160000
 										false,
 #endif
@@ -645,17 +686,12 @@ es_insert_events(EsStream *stream, EsEvent *events, int n, int nfresh,
 #endif
 			);
 		list_free(recheck);
-		ResetPerTupleExprContext(estate);
+		ResetPerTupleExprContext(leaf->estate);
 		ExecDropSingleTupleTableSlot(slots[i]);
 	}
 	if (bistate != NULL)
 		FreeBulkInsertState(bistate);
 	table_finish_bulk_insert(rel, 0);
-
-	ExecCloseIndices(rri);
-	FreeExecutorState(estate);
-	table_close(rel, NoLock);
-	table_close(parent, NoLock);
 }
 
 /* Move the stream's version after appending to an existing stream. */
@@ -717,10 +753,10 @@ eventstore_append(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	EsStream	stream = {0};
+	EsLeaf		leaf;
 	bool		has_expected = !PG_ARGISNULL(2);
 	int64		expected = has_expected ? PG_GETARG_INT64(2) : 0;
 	EsEvent    *events;
-	EsEvent   **sorted;
 	int			n;
 	int			nfresh;
 	TimestampTz now;
@@ -745,7 +781,7 @@ eventstore_append(PG_FUNCTION_ARGS)
 		es_check_key(stream.given_key, "partition_key");
 	}
 	events = es_unpack_events(PG_GETARG_ARRAYTYPE_P(1), &n);
-	sorted = es_sort_by_id(events, n);
+	es_check_unique_ids(events, n);
 
 	InitMaterializedSRF(fcinfo, 0);
 	now = GetCurrentTimestamp();
@@ -754,10 +790,11 @@ eventstore_append(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 
 	es_lock_or_create_stream(&stream, has_expected, expected, n, now);
+	es_open_leaf(&leaf, stream.bucket);
 	nfresh = n;
 	if (stream.exists)
 	{
-		nfresh = es_mark_duplicates(&stream, events, sorted, n);
+		nfresh = es_mark_duplicates(&leaf, &stream, events, n);
 		if (nfresh > 0)
 			es_check_version(&stream, has_expected, expected);
 	}
@@ -774,10 +811,11 @@ eventstore_append(PG_FUNCTION_ARGS)
 			events[i].stream_order = ++version;
 			events[i].insert_order = position++;
 		}
-		es_insert_events(&stream, events, n, nfresh, now);
+		es_insert_events(&leaf, &stream, events, n, nfresh, now);
 		if (stream.exists)
 			es_update_stream(&stream, version, now);
 	}
+	es_close_leaf(&leaf);
 
 	SPI_finish();
 
@@ -793,4 +831,40 @@ eventstore_append(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	PG_RETURN_VOID();
+}
+
+/*
+ * eventstore.event(event_type text, data jsonb, metadata jsonb DEFAULT NULL,
+ *					event_id uuid DEFAULT gen_random_uuid(),
+ *					schema_version integer DEFAULT 1)
+ * returns eventstore.event_in
+ *
+ * Builds an event to append.  Any argument may be null: append() checks the
+ * fields, so that an event_in built with ROW(...) gets the same errors.
+ * Written in C so that calling it costs no inlining or parsing per call.
+ */
+Datum
+eventstore_event(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc = (TupleDesc) fcinfo->flinfo->fn_extra;
+	Datum		values[EVENT_IN_NATTS];
+	bool		nulls[EVENT_IN_NATTS];
+
+	if (desc == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "eventstore.event must return a composite type");
+		desc = BlessTupleDesc(CreateTupleDescCopy(desc));
+		fcinfo->flinfo->fn_extra = desc;
+		MemoryContextSwitchTo(old);
+	}
+
+	for (int i = 0; i < EVENT_IN_NATTS; i++)
+	{
+		nulls[i] = PG_ARGISNULL(i);
+		values[i] = nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }

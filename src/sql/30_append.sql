@@ -18,8 +18,8 @@ CREATE FUNCTION eventstore.event(
 	event_id uuid DEFAULT pg_catalog.gen_random_uuid(),
 	schema_version integer DEFAULT 1)
 RETURNS eventstore.event_in
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN ROW(event_type, data, metadata, event_id, schema_version)::eventstore.event_in;
+AS 'MODULE_PATHNAME', 'eventstore_event'
+LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
 COMMENT ON FUNCTION eventstore.event(text, jsonb, jsonb, uuid, integer) IS
 'builds an event_in; the event id defaults to a new random UUID';
 
