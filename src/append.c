@@ -7,7 +7,7 @@
  * One call appends a batch to one stream:
  *
  *	1. validate every argument before touching anything;
- *	2. lock the stream's row in eventstore.streams (FOR UPDATE), or create
+ *	2. lock the stream's row in eventstore.streams by updating it, or create
  *	   it; concurrent appends to one stream queue here, appends to other
  *	   streams do not meet at all;
  *	3. look the batch's event ids up in the stream: stored ones come back as
@@ -16,7 +16,7 @@
  *	4. check the expected version against the stream's current version;
  *	5. take positions for the new events from the allocator (position.c);
  *	6. insert them into the stream's partition with one table_multi_insert
- *	   and their index entries, and move the stream's version.
+ *	   and their index entries.
  *
  * Concurrency: the stream row lock serializes appenders of a stream for the
  * rest of their transactions, so the second of two appenders sees the
@@ -375,21 +375,49 @@ es_check_version(EsStream *stream, bool has_expected, int64 expected)
 }
 
 /*
- * Lock the stream's row, or create it with the version it will have after
- * this append.  Returns with stream->exists and stream->version set.  A new
- * stream is checked against the expected version before it is created.
+ * Run a statement that changes eventstore.streams, which its guard trigger
+ * lets only append() do.
+ */
+static int
+es_execute_on_streams(SPIPlanPtr plan, Datum *args)
+{
+	int			rc;
+
+	es_append_active = true;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(plan, args, NULL, false, 0);
+	}
+	PG_FINALLY();
+	{
+		es_append_active = false;
+	}
+	PG_END_TRY();
+	return rc;
+}
+
+/*
+ * Lock the stream's row, or create it, assuming every event of the batch is
+ * new: one UPDATE both locks an existing row and moves its version by the
+ * batch size (the common case needs no second statement), and a new row
+ * is inserted with the batch size as its version.  Returns with
+ * stream->exists and stream->version (the version before this append) set.
+ * A new stream is checked against the expected version before it is
+ * created; an existing one by the caller, once duplicates are known.
  */
 static void
 es_lock_or_create_stream(EsStream *stream, bool has_expected, int64 expected,
 						 int nevents, TimestampTz now)
 {
-	Oid			lock_types[1] = {TEXTOID};
+	Oid			lock_types[3] = {TEXTOID, INT8OID, TIMESTAMPTZOID};
 	Oid			create_types[5] = {TEXTOID, TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID};
 
 	es_prepare(&lock_plan,
-			   "SELECT partition_key, bucket, version FROM eventstore.streams "
-			   "WHERE stream_id = $1 FOR UPDATE",
-			   1, lock_types);
+			   "UPDATE eventstore.streams "
+			   "SET version = version + $2, updated_at = $3 "
+			   "WHERE stream_id = $1 "
+			   "RETURNING partition_key, bucket, version",
+			   3, lock_types);
 	es_prepare(&create_plan,
 			   "INSERT INTO eventstore.streams "
 			   "(stream_id, partition_key, bucket, version, created_at, updated_at) "
@@ -402,12 +430,15 @@ es_lock_or_create_stream(EsStream *stream, bool has_expected, int64 expected,
 	 */
 	for (int round = 0; round < 3; round++)
 	{
-		Datum		lock_args[1] = {PointerGetDatum(stream->stream_id)};
+		Datum		lock_args[3];
 		Datum		create_args[5];
 		int			rc;
 
-		rc = SPI_execute_plan(lock_plan, lock_args, NULL, false, 1);
-		if (rc != SPI_OK_SELECT)
+		lock_args[0] = PointerGetDatum(stream->stream_id);
+		lock_args[1] = Int64GetDatum((int64) nevents);
+		lock_args[2] = TimestampTzGetDatum(now);
+		rc = es_execute_on_streams(lock_plan, lock_args);
+		if (rc != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "locking the stream failed: %s", SPI_result_code_string(rc));
 		if (SPI_processed == 1)
 		{
@@ -431,7 +462,7 @@ es_lock_or_create_stream(EsStream *stream, bool has_expected, int64 expected,
 						 errhint("Pass the stream's own partition key, or NULL.")));
 			stream->partition_key = DatumGetTextPCopy(PointerGetDatum(stored_key));
 			stream->bucket = DatumGetInt32(SPI_getbinval(row, desc, 2, &isnull));
-			stream->version = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
+			stream->version = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull)) - nevents;
 			stream->exists = true;
 			return;
 		}
@@ -694,9 +725,12 @@ es_insert_events(EsLeaf *leaf, EsStream *stream, EsEvent *events, int n,
 	table_finish_bulk_insert(rel, 0);
 }
 
-/* Move the stream's version after appending to an existing stream. */
+/*
+ * Set the stream's version when the batch held duplicates: the lock moved
+ * it by the whole batch, only the new events count.
+ */
 static void
-es_update_stream(EsStream *stream, int64 version, TimestampTz now)
+es_correct_version(EsStream *stream, int64 version, TimestampTz now)
 {
 	Oid			types[3] = {TEXTOID, INT8OID, TIMESTAMPTZOID};
 	Datum		args[3];
@@ -709,17 +743,7 @@ es_update_stream(EsStream *stream, int64 version, TimestampTz now)
 	args[0] = PointerGetDatum(stream->stream_id);
 	args[1] = Int64GetDatum(version);
 	args[2] = TimestampTzGetDatum(now);
-
-	es_append_active = true;
-	PG_TRY();
-	{
-		rc = SPI_execute_plan(update_plan, args, NULL, false, 0);
-	}
-	PG_FINALLY();
-	{
-		es_append_active = false;
-	}
-	PG_END_TRY();
+	rc = es_execute_on_streams(update_plan, args);
 	if (rc != SPI_OK_UPDATE || SPI_processed != 1)
 		elog(ERROR, "updating the stream failed: %s", SPI_result_code_string(rc));
 }
@@ -797,6 +821,8 @@ eventstore_append(PG_FUNCTION_ARGS)
 		nfresh = es_mark_duplicates(&leaf, &stream, events, n);
 		if (nfresh > 0)
 			es_check_version(&stream, has_expected, expected);
+		if (nfresh < n)
+			es_correct_version(&stream, stream.version + nfresh, now);
 	}
 
 	if (nfresh > 0)
@@ -812,8 +838,6 @@ eventstore_append(PG_FUNCTION_ARGS)
 			events[i].insert_order = position++;
 		}
 		es_insert_events(&leaf, &stream, events, n, nfresh, now);
-		if (stream.exists)
-			es_update_stream(&stream, version, now);
 	}
 	es_close_leaf(&leaf);
 
