@@ -125,7 +125,8 @@ DELETE FROM eventstore.events;
 RESET session_replication_role;
 SELECT count(*) - :events_before AS events_added FROM eventstore.events;
 
--- nor can the guards be switched off, or partitions detached
+-- nor can the guards be switched off, the log's structure changed, or its
+-- functions replaced
 ALTER TABLE eventstore.events DISABLE TRIGGER ALL;
 \echo :LAST_ERROR_SQLSTATE
 ALTER TABLE eventstore.events_0128_0255 DISABLE TRIGGER events_0128_0255_append_only;
@@ -141,6 +142,36 @@ ALTER TABLE eventstore.events DETACH PARTITION eventstore.events_0000_0127;
 \echo :LAST_ERROR_SQLSTATE
 RESET session_replication_role;
 DROP TRIGGER events_append_only ON eventstore.events;
+\echo :LAST_ERROR_SQLSTATE
+CREATE OR REPLACE TRIGGER events_append_only BEFORE DELETE ON eventstore.events
+	FOR EACH STATEMENT EXECUTE FUNCTION suppress_redundant_updates_trigger();
+\echo :LAST_ERROR_SQLSTATE
+CREATE RULE no_delete AS ON DELETE TO eventstore.events DO INSTEAD NOTHING;
+\echo :LAST_ERROR_SQLSTATE
+CREATE OR REPLACE FUNCTION eventstore.refuse_change() RETURNS trigger
+	LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+\echo :LAST_ERROR_SQLSTATE
+ALTER FUNCTION eventstore.refuse_change() RENAME TO refuse_nothing;
+\echo :LAST_ERROR_SQLSTATE
+ALTER FUNCTION eventstore.append(text, eventstore.event_in[], bigint, text) SECURITY INVOKER;
+\echo :LAST_ERROR_SQLSTATE
+ALTER FUNCTION eventstore.head() OWNER TO eventstore_admin;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE eventstore.events RENAME TO old_events;
+\echo :LAST_ERROR_SQLSTATE
+ALTER SCHEMA eventstore RENAME TO old_eventstore;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE eventstore.events ALTER COLUMN data TYPE jsonb USING '{}';
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE eventstore.events ADD COLUMN tenant text DEFAULT 'acme';
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE eventstore.events DROP CONSTRAINT events_event_id_key;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE eventstore.events_0000_0127 SET UNLOGGED;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE eventstore.streams OWNER TO eventstore_admin;
+\echo :LAST_ERROR_SQLSTATE
+ALTER EXTENSION eventstore DROP TABLE eventstore.events_0000_0127;
 \echo :LAST_ERROR_SQLSTATE
 -- other maintenance passes
 ALTER TABLE eventstore.events_0000_0127 SET (autovacuum_vacuum_scale_factor = 0.05);

@@ -54,6 +54,7 @@ extern int	EsBucketOf(const char *key, int len);
 extern void EsPositionInit(void);
 extern void EsCheckLoaded(void);
 extern int64 EsAllocatePositions(int count);
+extern void EsAdoptPositions(int64 highest);
 extern int64 EsHead(void);
 
 /* guard.c */

@@ -10,11 +10,9 @@
  * es_append_active around its own UPDATE of the stream row.  Both triggers
  * are ENABLE ALWAYS, so session_replication_role does not bypass them.
  *
- * eventstore_guard_ddl is an event trigger on ALTER TABLE and DROP TRIGGER
- * that keeps those triggers and the partition layout in place: it refuses
- * to drop, enable or disable triggers of the log's tables, and to attach or
- * detach partitions of eventstore.events, except while the extension's own
- * scripts run.
+ * eventstore_guard_ddl is an event trigger that keeps the log's tables,
+ * triggers, partitions and functions as the extension made them: see its
+ * comment for the commands it refuses.  The extension's own scripts pass.
  *
  * src/guard.c
  *
@@ -27,8 +25,10 @@
 #include "commands/event_trigger.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "nodes/parsenodes.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -41,6 +41,7 @@ bool		es_append_active = false;
 PG_FUNCTION_INFO_V1(eventstore_refuse_change);
 PG_FUNCTION_INFO_V1(eventstore_guard_streams);
 PG_FUNCTION_INFO_V1(eventstore_guard_ddl);
+PG_FUNCTION_INFO_V1(eventstore_adopt_positions);
 
 static const char *
 es_trigger_operation(TriggerData *trigdata)
@@ -125,21 +126,31 @@ es_is_log_relation(Oid relid)
 }
 
 static bool
-es_is_guarded_subcommand(AlterTableType subtype)
+es_is_log_rangevar(RangeVar *rv)
+{
+	return rv != NULL && es_is_log_relation(RangeVarGetRelid(rv, NoLock, true));
+}
+
+/*
+ * ALTER TABLE subcommands that leave the log's rows, columns, constraints,
+ * triggers and partitions alone: storage and planner settings only.
+ */
+static bool
+es_is_harmless_subcommand(AlterTableType subtype)
 {
 	switch (subtype)
 	{
-		case AT_EnableTrig:
-		case AT_EnableAlwaysTrig:
-		case AT_EnableReplicaTrig:
-		case AT_DisableTrig:
-		case AT_EnableTrigAll:
-		case AT_DisableTrigAll:
-		case AT_EnableTrigUser:
-		case AT_DisableTrigUser:
-		case AT_AttachPartition:
-		case AT_DetachPartition:
-		case AT_DetachPartitionFinalize:
+		case AT_SetRelOptions:
+		case AT_ResetRelOptions:
+		case AT_ReplaceRelOptions:
+		case AT_SetStatistics:
+		case AT_SetOptions:
+		case AT_ResetOptions:
+		case AT_SetStorage:
+		case AT_SetCompression:
+		case AT_ClusterOn:
+		case AT_DropCluster:
+		case AT_SetTableSpace:
 			return true;
 		default:
 			return false;
@@ -147,82 +158,210 @@ es_is_guarded_subcommand(AlterTableType subtype)
 }
 
 static void
-es_refuse_ddl(Oid relid)
+es_refuse_ddl(const char *what)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_ES_APPEND_ONLY),
-			 errmsg("the triggers and partitions of the event log cannot be changed"),
-			 errdetail("\"%s\" is part of the append-only log of eventstore.",
-					   get_rel_name(relid))));
+			 errmsg("%s is not allowed on the event log", what),
+			 errdetail("The tables, triggers and functions of schema \"eventstore\" belong to the append-only log."),
+			 errhint("Storage parameters and statistics targets may be changed; anything else only by the extension's own scripts.")));
 }
 
-/* DROP TRIGGER: each object is the table's qualified name plus the trigger. */
-static void
-es_check_drop_trigger(DropStmt *stmt)
+/* DROP TRIGGER and DROP RULE: each object is the table's name plus its own. */
+static bool
+es_drops_from_log(DropStmt *stmt)
 {
 	ListCell   *lc;
 
 	foreach(lc, stmt->objects)
 	{
 		List	   *names = (List *) lfirst(lc);
-		RangeVar   *rv;
-		Oid			relid;
 
-		if (list_length(names) < 2)
-			continue;
-		rv = makeRangeVarFromNameList(list_truncate(list_copy(names),
-													list_length(names) - 1));
-		relid = RangeVarGetRelid(rv, NoLock, true);
-		if (es_is_log_relation(relid))
-			es_refuse_ddl(relid);
+		if (list_length(names) >= 2 &&
+			es_is_log_rangevar(makeRangeVarFromNameList(list_truncate(list_copy(names),
+																	  list_length(names) - 1))))
+			return true;
 	}
+	return false;
+}
+
+/* Is the function named by an ObjectWithArgs one of schema eventstore? */
+static bool
+es_is_eventstore_function(Node *object)
+{
+	Oid			funcoid = LookupFuncWithArgs(OBJECT_ROUTINE,
+											 castNode(ObjectWithArgs, object), true);
+
+	return OidIsValid(funcoid) &&
+		get_func_namespace(funcoid) == get_namespace_oid("eventstore", true);
+}
+
+static inline bool
+es_is_routine_type(ObjectType type)
+{
+	return type == OBJECT_FUNCTION || type == OBJECT_ROUTINE ||
+		type == OBJECT_PROCEDURE || type == OBJECT_AGGREGATE;
+}
+
+static bool
+es_names_eventstore_schema(List *qualified_name)
+{
+	char	   *name;
+	Oid			nsp = QualifiedNameGetCreationNamespace(qualified_name, &name);
+
+	return nsp == get_namespace_oid("eventstore", true);
 }
 
 /*
  * eventstore.guard_ddl() returns event_trigger
  *
- * ddl_command_start on ALTER TABLE and DROP TRIGGER: refuses, with ES003,
- * to drop or switch the guard triggers of eventstore.events, its
- * partitions or eventstore.streams on or off, and to attach or detach
- * partitions of eventstore.events.  Other ALTER TABLE commands (storage
- * parameters, statistics) pass.  It does not guard against DROP EXTENSION,
- * which drops the log with it.
+ * ddl_command_start: refuses, with ES003, DDL that would change the log
+ * behind the extension's back: ALTER TABLE on eventstore.events, its
+ * partitions or eventstore.streams other than storage and statistics
+ * settings (so no disabling of triggers, no attaching or detaching of
+ * partitions, no column or constraint changes, no renaming, no change of
+ * owner); CREATE or DROP of triggers and rules on them; renaming the schema
+ * or changing its owner; CREATE OR REPLACE and ALTER of functions in the
+ * schema; dropping members from the extension.  The extension's own
+ * scripts pass.  It does not stop a superuser who disables the event
+ * trigger, nor DROP EXTENSION, which drops the log with it.
  */
 Datum
 eventstore_guard_ddl(PG_FUNCTION_ARGS)
 {
 	EventTriggerData *trigdata;
-	AlterTableStmt *stmt;
-	Oid			relid;
-	ListCell   *lc;
+	Node	   *tree;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("function must be called as an event trigger")));
 	trigdata = (EventTriggerData *) fcinfo->context;
-
+	tree = trigdata->parsetree;
 	if (creating_extension)
 		PG_RETURN_VOID();
-	if (IsA(trigdata->parsetree, DropStmt) &&
-		((DropStmt *) trigdata->parsetree)->removeType == OBJECT_TRIGGER)
-	{
-		es_check_drop_trigger((DropStmt *) trigdata->parsetree);
-		PG_RETURN_VOID();
-	}
-	if (!IsA(trigdata->parsetree, AlterTableStmt))
-		PG_RETURN_VOID();
-	stmt = (AlterTableStmt *) trigdata->parsetree;
-	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-	if (!es_is_log_relation(relid))
-		PG_RETURN_VOID();
 
-	foreach(lc, stmt->cmds)
+	switch (nodeTag(tree))
 	{
-		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+		case T_AlterTableStmt:
+			{
+				AlterTableStmt *stmt = (AlterTableStmt *) tree;
+				ListCell   *lc;
 
-		if (es_is_guarded_subcommand(cmd->subtype))
-			es_refuse_ddl(relid);
+				if (!es_is_log_rangevar(stmt->relation))
+					break;
+				foreach(lc, stmt->cmds)
+				{
+					AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+					if (!es_is_harmless_subcommand(cmd->subtype))
+						es_refuse_ddl("ALTER TABLE");
+				}
+				break;
+			}
+		case T_RenameStmt:
+			{
+				RenameStmt *stmt = (RenameStmt *) tree;
+
+				if (es_is_log_rangevar(stmt->relation))
+					es_refuse_ddl("renaming");
+				if (es_is_routine_type(stmt->renameType) &&
+					es_is_eventstore_function(stmt->object))
+					es_refuse_ddl("renaming a function of schema eventstore");
+				if (stmt->renameType == OBJECT_SCHEMA &&
+					strcmp(stmt->subname, "eventstore") == 0)
+					es_refuse_ddl("renaming schema eventstore");
+				break;
+			}
+		case T_AlterObjectSchemaStmt:
+			{
+				AlterObjectSchemaStmt *stmt = (AlterObjectSchemaStmt *) tree;
+
+				if (es_is_log_rangevar(stmt->relation) ||
+					(es_is_routine_type(stmt->objectType) &&
+					 es_is_eventstore_function(stmt->object)))
+					es_refuse_ddl("SET SCHEMA");
+				break;
+			}
+		case T_AlterOwnerStmt:
+			{
+				AlterOwnerStmt *stmt = (AlterOwnerStmt *) tree;
+
+				if (stmt->objectType == OBJECT_SCHEMA &&
+					strcmp(strVal(stmt->object), "eventstore") == 0)
+					es_refuse_ddl("changing the owner of schema eventstore");
+				if (es_is_routine_type(stmt->objectType) &&
+					es_is_eventstore_function(stmt->object))
+					es_refuse_ddl("changing the owner of a function of schema eventstore");
+				break;
+			}
+		case T_CreateTrigStmt:
+			if (es_is_log_rangevar(((CreateTrigStmt *) tree)->relation))
+				es_refuse_ddl("CREATE TRIGGER");
+			break;
+		case T_RuleStmt:
+			if (es_is_log_rangevar(((RuleStmt *) tree)->relation))
+				es_refuse_ddl("CREATE RULE");
+			break;
+		case T_DropStmt:
+			{
+				DropStmt   *stmt = (DropStmt *) tree;
+
+				if ((stmt->removeType == OBJECT_TRIGGER ||
+					 stmt->removeType == OBJECT_RULE) &&
+					es_drops_from_log(stmt))
+					es_refuse_ddl(stmt->removeType == OBJECT_TRIGGER ?
+								  "DROP TRIGGER" : "DROP RULE");
+				break;
+			}
+		case T_CreateFunctionStmt:
+			if (es_names_eventstore_schema(((CreateFunctionStmt *) tree)->funcname))
+				es_refuse_ddl("creating or replacing a function in schema eventstore");
+			break;
+		case T_AlterFunctionStmt:
+			if (es_is_eventstore_function((Node *) ((AlterFunctionStmt *) tree)->func))
+				es_refuse_ddl("ALTER FUNCTION");
+			break;
+		case T_AlterExtensionContentsStmt:
+			{
+				AlterExtensionContentsStmt *stmt = (AlterExtensionContentsStmt *) tree;
+
+				if (stmt->action < 0 && strcmp(stmt->extname, "eventstore") == 0)
+					es_refuse_ddl("dropping a member of extension eventstore");
+				break;
+			}
+		default:
+			break;
 	}
 	PG_RETURN_VOID();
+}
+
+/*
+ * eventstore.adopt_positions() returns trigger
+ *
+ * AFTER INSERT FOR EACH STATEMENT on eventstore.events and its partitions.
+ * append() writes below the executor and never fires it; it fires for rows
+ * written directly, as pg_restore's COPY does.  Their positions were not
+ * handed out by the allocator, so it holds the head where it is until the
+ * transaction ends and moves the allocator above the highest stored
+ * position (see EsAdoptPositions).  Events restored below a head that
+ * readers have already passed are not seen by those readers.
+ */
+Datum
+eventstore_adopt_positions(PG_FUNCTION_ARGS)
+{
+	bool		isnull;
+	Datum		highest;
+
+	es_check_trigger(fcinfo);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* not read-only: the statement's own rows must be visible */
+	if (SPI_execute("SELECT max(insert_order) FROM eventstore.events", false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the highest stored position");
+	highest = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		EsAdoptPositions(DatumGetInt64(highest));
+	SPI_finish();
+	return PointerGetDatum(NULL);
 }

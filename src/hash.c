@@ -3,8 +3,8 @@
  * hash.c
  *		The stable mapping from a partition key to a bucket.
  *
- * bucket = FNV-1a (32 bit) of the key's bytes in the database encoding
- * (UTF-8 in practice), modulo 1024.  It is deliberately not PostgreSQL's
+ * bucket = FNV-1a (32 bit) of the key's UTF-8 bytes, modulo 1024 (keys are
+ * converted from the database encoding first).  It is deliberately not PostgreSQL's
  * internal hash: routers and applications outside the database must be able
  * to compute it in a few lines.  The README gives test vectors, and so does
  * the regression suite; never change this function.
@@ -16,6 +16,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
 #include "eventstore.h"
@@ -38,10 +39,21 @@ EsFnv1a(const char *data, int len)
 	return h;
 }
 
+/*
+ * The bucket of a partition key given in the server encoding.  The hash is
+ * defined on UTF-8, so other encodings are converted first.
+ */
 int
 EsBucketOf(const char *key, int len)
 {
-	return (int) (EsFnv1a(key, len) % ES_BUCKETS);
+	char	   *utf8 = pg_server_to_any(key, len, PG_UTF8);
+	int			bucket;
+
+	if (utf8 == key)
+		return (int) (EsFnv1a(key, len) % ES_BUCKETS);
+	bucket = (int) (EsFnv1a(utf8, strlen(utf8)) % ES_BUCKETS);
+	pfree(utf8);
+	return bucket;
 }
 
 /*

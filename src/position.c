@@ -45,7 +45,7 @@
  * before it computes the head; appenders that committed after that snapshot
  * but before the head was computed are invisible to it, yet no longer hold
  * a slot.  Each appending commit therefore also enters a per-database ring
- * (top-level xid, lowest position).  The head of a snapshot is the head as
+ * (top-level full xid, lowest position).  The head of a snapshot is the head as
  * of now, lowered below the lowest position of every ring entry whose xid
  * the snapshot still sees as running.  The ring has a fixed size; an entry
  * dropped from it is harmless to snapshots whose xmin is above its xid, and
@@ -95,7 +95,7 @@
 /* One appending commit, remembered for snapshot readers. */
 typedef struct EsCommit
 {
-	TransactionId xid;			/* top-level xid of the appender */
+	FullTransactionId xid;		/* top-level xid of the appender */
 	int64		lowest;			/* lowest position the transaction held */
 } EsCommit;
 
@@ -104,10 +104,11 @@ typedef struct EsDatabase
 {
 	Oid			dboid;			/* InvalidOid when the entry is free */
 	bool		seeded;			/* next and reserved_end are valid */
+	Oid			seq;			/* the sequence reserved_end refers to */
 	int64		next;
 	int64		reserved_end;
 	uint64		commits_added;	/* ring writes so far */
-	TransactionId evicted_xid;	/* newest xid dropped from the ring */
+	FullTransactionId evicted_xid;	/* newest xid dropped from the ring */
 } EsDatabase;
 
 /* One backend's open transaction. */
@@ -281,7 +282,7 @@ es_my_database(void)
 	es_shared->dbs[free_entry].dboid = MyDatabaseId;
 	es_shared->dbs[free_entry].seeded = false;
 	es_shared->dbs[free_entry].commits_added = 0;
-	es_shared->dbs[free_entry].evicted_xid = InvalidTransactionId;
+	es_shared->dbs[free_entry].evicted_xid = InvalidFullTransactionId;
 	my_db = free_entry;
 	return &es_shared->dbs[free_entry];
 }
@@ -296,6 +297,21 @@ es_blocks_sequence(void)
 	if (!OidIsValid(seq))
 		elog(ERROR, "sequence eventstore.position_blocks is missing");
 	return seq;
+}
+
+/*
+ * The full xid of a recent 32-bit xid, such as a snapshot's xmin, which
+ * lies within 2^31 transactions below the next xid.
+ */
+static FullTransactionId
+es_widen_xid(TransactionId xid)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+	uint32		epoch = EpochFromFullTransactionId(next);
+
+	if (xid > XidFromFullTransactionId(next))
+		epoch--;
+	return FullTransactionIdFromEpochAndXid(epoch, xid);
 }
 
 /*
@@ -320,7 +336,24 @@ es_seed(EsDatabase *db, Oid seq)
 	else
 		db->next = DatumGetInt64(last) + ES_POSITION_BLOCK;
 	db->reserved_end = db->next - 1;
+	db->seq = seq;
 	db->seeded = true;
+}
+
+/*
+ * The sequence may be another one than the reservation was made in: after
+ * DROP EXTENSION and CREATE EXTENSION in the same server run.  Keep next,
+ * so that positions stay increasing, but reserve again, which moves the new
+ * sequence above next.  Caller holds the lock exclusively.
+ */
+static void
+es_check_sequence(EsDatabase *db, Oid seq)
+{
+	if (db->seeded && db->seq != seq)
+	{
+		db->reserved_end = db->next - 1;
+		db->seq = seq;
+	}
 }
 
 /*
@@ -366,7 +399,8 @@ int64
 EsAllocatePositions(int count)
 {
 	FullTransactionId xid = GetTopFullTransactionId();
-	Oid			seq = InvalidOid;
+	Oid			seq;
+	bool		seq_locked = false;
 	EsDatabase *db;
 	EsSlot	   *slot;
 	int64		first;
@@ -381,13 +415,15 @@ EsAllocatePositions(int count)
 		exit_callback_registered = true;
 	}
 
+	seq = es_blocks_sequence();
 	for (;;)
 	{
 		LWLockAcquire(es_shared->lock, LW_EXCLUSIVE);
 		db = es_my_database();
+		es_check_sequence(db, seq);
 		if (db->seeded && db->next + count - 1 <= db->reserved_end)
 			break;
-		if (OidIsValid(seq))
+		if (seq_locked)
 		{
 			/* we hold the sequence's lock: safe to work on it under ours */
 			if (!db->seeded)
@@ -401,8 +437,8 @@ EsAllocatePositions(int count)
 		 * the sequence's lock first and look again.
 		 */
 		LWLockRelease(es_shared->lock);
-		seq = es_blocks_sequence();
 		LockRelationOid(seq, RowExclusiveLock);
+		seq_locked = true;
 	}
 
 	first = db->next;
@@ -424,12 +460,72 @@ EsAllocatePositions(int count)
 }
 
 /*
+ * EsAdoptPositions
+ *		Rows were written into eventstore.events without append(): a restore
+ *		(COPY) or a direct INSERT by a superuser, up to position highest.
+ *		Hold the head where it is until this transaction ends, and move the
+ *		allocator above highest, so that no stored position is handed out
+ *		again; the next reservation moves the sequence along.
+ */
+void
+EsAdoptPositions(int64 highest)
+{
+	FullTransactionId xid = GetTopFullTransactionId();
+	Oid			seq = es_blocks_sequence();
+	bool		seq_locked = false;
+	EsDatabase *db;
+	EsSlot	   *slot;
+
+	EsCheckLoaded();
+	if (!exit_callback_registered)
+	{
+		before_shmem_exit(es_shmem_exit, (Datum) 0);
+		exit_callback_registered = true;
+	}
+
+	for (;;)
+	{
+		LWLockAcquire(es_shared->lock, LW_EXCLUSIVE);
+		db = es_my_database();
+		es_check_sequence(db, seq);
+		if (db->seeded)
+			break;
+		if (seq_locked)
+		{
+			es_seed(db, seq);
+			break;
+		}
+		LWLockRelease(es_shared->lock);
+		LockRelationOid(seq, RowExclusiveLock);
+		seq_locked = true;
+	}
+
+	slot = &es_shared->slots[ES_MY_SLOT()];
+	if (slot->lowest == 0)
+	{
+		slot->db = my_db;
+		slot->pid = MyProcPid;
+		slot->lowest = db->next;
+		slot->xid = xid;
+		slot->xact_start = GetCurrentTransactionStartTimestamp();
+	}
+	if (highest >= db->next)
+	{
+		db->next = highest + 1;
+		db->reserved_end = db->next - 1;
+	}
+	LWLockRelease(es_shared->lock);
+
+	xact_holds_positions = true;
+}
+
+/*
  * The head as of now: below the lowest open position of this database, and
  * below next.  With a snapshot, also below the lowest position of every
  * commit the snapshot may not see.  Caller holds the lock.
  */
 static int64
-es_head_locked(EsDatabase *db, Snapshot snapshot)
+es_head_locked(EsDatabase *db, Snapshot snapshot, FullTransactionId snapshot_xmin)
 {
 	int64		head = db->next - 1;
 
@@ -450,18 +546,21 @@ es_head_locked(EsDatabase *db, Snapshot snapshot)
 		 * A dropped entry is harmless if its transaction ended before the
 		 * snapshot's xmin; otherwise the snapshot might not see it.
 		 */
-		if (TransactionIdIsValid(db->evicted_xid) &&
-			!TransactionIdPrecedes(db->evicted_xid, snapshot->xmin))
+		if (FullTransactionIdIsValid(db->evicted_xid) &&
+			FullTransactionIdFollowsOrEquals(db->evicted_xid, snapshot_xmin))
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("could not determine the head of the event feed for this snapshot"),
 					 errdetail("More than %d appending transactions committed since the oldest transaction that was running when the snapshot was taken.",
 							   es_shared->ring_size),
-					 errhint("Call eventstore.head() or eventstore.read_all() first in the transaction, retry it, or raise eventstore.commit_history.")));
+					 errhint("Retry the transaction once long-running transactions have ended, read in READ COMMITTED, or raise eventstore.commit_history.")));
 
 		for (uint64 k = 0; k < kept; k++)
 		{
-			if (XidInMVCCSnapshot(ring[k].xid, snapshot))
+			/* older than the snapshot's xmin: ended before it, visible */
+			if (FullTransactionIdPrecedes(ring[k].xid, snapshot_xmin))
+				continue;
+			if (XidInMVCCSnapshot(XidFromFullTransactionId(ring[k].xid), snapshot))
 				head = Min(head, ring[k].lowest - 1);
 		}
 	}
@@ -482,6 +581,7 @@ EsHead(void)
 {
 	Oid			seq = InvalidOid;
 	Snapshot	snapshot = NULL;
+	FullTransactionId snapshot_xmin = InvalidFullTransactionId;
 	int64		head;
 
 	EsCheckLoaded();
@@ -496,6 +596,7 @@ EsHead(void)
 		if (xact_head_valid)
 			return xact_head;
 		snapshot = GetTransactionSnapshot();
+		snapshot_xmin = es_widen_xid(snapshot->xmin);
 	}
 
 	for (;;)
@@ -517,7 +618,7 @@ EsHead(void)
 			}
 			es_seed(db, seq);
 		}
-		head = es_head_locked(db, snapshot);
+		head = es_head_locked(db, snapshot, snapshot_xmin);
 		LWLockRelease(es_shared->lock);
 		break;
 	}
@@ -550,11 +651,9 @@ es_release_slot(bool committed)
 			EsCommit   *ring = &es_shared->rings[(Size) slot->db * es_shared->ring_size];
 			EsCommit   *c = &ring[db->commits_added % es_shared->ring_size];
 
-			if (db->commits_added >= (uint64) es_shared->ring_size &&
-				(!TransactionIdIsValid(db->evicted_xid) ||
-				 TransactionIdFollows(c->xid, db->evicted_xid)))
-				db->evicted_xid = c->xid;
-			c->xid = XidFromFullTransactionId(slot->xid);
+			if (db->commits_added >= (uint64) es_shared->ring_size)
+				db->evicted_xid = FullTransactionIdNewer(db->evicted_xid, c->xid);
+			c->xid = slot->xid;
 			c->lowest = slot->lowest;
 			db->commits_added++;
 		}

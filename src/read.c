@@ -14,7 +14,9 @@
  * Appends to one stream commit in stream order (they queue on the stream's
  * row), so a stream read never has gaps to guard against.
  *
- * Rows go straight from the executor into the function's tuplestore.
+ * Rows go straight from the executor into the function's tuplestore.  The
+ * functions run as their caller with the caller's search_path, so their
+ * queries name every operator with its schema.
  *
  * src/read.c
  *
@@ -152,7 +154,8 @@ eventstore_read_all(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	es_read_plan(&read_all_plan,
 				 "SELECT " ES_READ_COLUMNS " FROM eventstore.events "
-				 "WHERE insert_order > $1 AND insert_order <= $2 "
+				 "WHERE insert_order OPERATOR(pg_catalog.>) $1 "
+				 "AND insert_order OPERATOR(pg_catalog.<=) $2 "
 				 "ORDER BY insert_order LIMIT $3",
 				 3, types);
 	values[0] = Int64GetDatum(after);
@@ -219,7 +222,8 @@ eventstore_read_stream(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	es_read_plan(&stream_bucket_plan,
-				 "SELECT bucket FROM eventstore.streams WHERE stream_id = $1",
+				 "SELECT bucket FROM eventstore.streams "
+				 "WHERE stream_id OPERATOR(pg_catalog.=) $1",
 				 1, bucket_types);
 	values[0] = PointerGetDatum(stream_id);
 	rc = SPI_execute_plan(stream_bucket_plan, values, NULL, true, 1);
@@ -235,12 +239,16 @@ eventstore_read_stream(PG_FUNCTION_ARGS)
 
 	es_read_plan(&read_forward_plan,
 				 "SELECT " ES_READ_COLUMNS " FROM eventstore.events "
-				 "WHERE bucket = $1 AND stream_id = $2 AND stream_order >= $3 "
+				 "WHERE bucket OPERATOR(pg_catalog.=) $1 "
+				 "AND stream_id OPERATOR(pg_catalog.=) $2 "
+				 "AND stream_order OPERATOR(pg_catalog.>=) $3 "
 				 "ORDER BY stream_order LIMIT $4",
 				 4, types);
 	es_read_plan(&read_backward_plan,
 				 "SELECT " ES_READ_COLUMNS " FROM eventstore.events "
-				 "WHERE bucket = $1 AND stream_id = $2 AND stream_order <= $3 "
+				 "WHERE bucket OPERATOR(pg_catalog.=) $1 "
+				 "AND stream_id OPERATOR(pg_catalog.=) $2 "
+				 "AND stream_order OPERATOR(pg_catalog.<=) $3 "
 				 "ORDER BY stream_order DESC LIMIT $4",
 				 4, types);
 	values[0] = bucket;

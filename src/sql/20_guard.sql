@@ -20,6 +20,13 @@ LANGUAGE C;
 COMMENT ON FUNCTION eventstore.guard_streams() IS
 'trigger: lets only eventstore.append() change eventstore.streams';
 
+CREATE FUNCTION eventstore.adopt_positions()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'eventstore_adopt_positions'
+LANGUAGE C;
+COMMENT ON FUNCTION eventstore.adopt_positions() IS
+'trigger: rows written without append(), as by a restore, move the position allocator above them';
+
 CREATE TRIGGER streams_guard
 	BEFORE UPDATE OR DELETE OR TRUNCATE ON eventstore.streams
 	FOR EACH STATEMENT EXECUTE FUNCTION eventstore.guard_streams();
@@ -29,6 +36,10 @@ CREATE TRIGGER events_append_only
 	BEFORE UPDATE OR DELETE OR TRUNCATE ON eventstore.events
 	FOR EACH STATEMENT EXECUTE FUNCTION eventstore.refuse_change();
 ALTER TABLE eventstore.events ENABLE ALWAYS TRIGGER events_append_only;
+CREATE TRIGGER events_adopt_positions
+	AFTER INSERT ON eventstore.events
+	FOR EACH STATEMENT EXECUTE FUNCTION eventstore.adopt_positions();
+ALTER TABLE eventstore.events ENABLE ALWAYS TRIGGER events_adopt_positions;
 
 /*
  * Physical partitions.  Partition keys hash into 1024 buckets (see
@@ -75,6 +86,13 @@ BEGIN
 		EXECUTE pg_catalog.format(
 			'ALTER TABLE eventstore.%I ENABLE ALWAYS TRIGGER %I',
 			part, part || '_append_only');
+		EXECUTE pg_catalog.format(
+			'CREATE TRIGGER %I AFTER INSERT ON eventstore.%I '
+			'FOR EACH STATEMENT EXECUTE FUNCTION eventstore.adopt_positions()',
+			part || '_adopt_positions', part);
+		EXECUTE pg_catalog.format(
+			'ALTER TABLE eventstore.%I ENABLE ALWAYS TRIGGER %I',
+			part, part || '_adopt_positions');
 		PERFORM pg_catalog.pg_extension_config_dump(
 			pg_catalog.format('eventstore.%I', part)::regclass, '');
 	END LOOP;
@@ -82,17 +100,20 @@ END
 $partitions$;
 
 /*
- * The guards themselves are guarded: ALTER TABLE and DROP TRIGGER may not
- * switch the triggers above off, nor attach or detach partitions of the log.
+ * The guards themselves are guarded: DDL that would switch the triggers
+ * above off, change the log's columns, constraints or partitions, or replace
+ * the extension's functions is refused (see guard_ddl in src/guard.c).
  */
 CREATE FUNCTION eventstore.guard_ddl()
 RETURNS event_trigger
 AS 'MODULE_PATHNAME', 'eventstore_guard_ddl'
 LANGUAGE C;
 COMMENT ON FUNCTION eventstore.guard_ddl() IS
-'event trigger: refuses ALTER TABLE and DROP TRIGGER that would switch off the guards of the log';
+'event trigger: refuses DDL that would change the append-only log behind the extension''s back';
 
 CREATE EVENT TRIGGER eventstore_guard_ddl ON ddl_command_start
-	WHEN TAG IN ('ALTER TABLE', 'DROP TRIGGER')
+	WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA', 'ALTER TRIGGER', 'CREATE TRIGGER',
+				 'DROP TRIGGER', 'CREATE RULE', 'DROP RULE', 'CREATE FUNCTION',
+				 'ALTER FUNCTION', 'ALTER EXTENSION')
 	EXECUTE FUNCTION eventstore.guard_ddl();
 ALTER EVENT TRIGGER eventstore_guard_ddl ENABLE ALWAYS;

@@ -189,8 +189,10 @@ SELECT trigger_is('eventstore', 'streams', 'streams_guard',
 	'eventstore', 'guard_streams');
 /*
  * tgtype 58 = BEFORE (2) | DELETE (8) | UPDATE (16) | TRUNCATE (32), statement
- * level; tgenabled 'A' = ENABLE ALWAYS, so that session_replication_role =
- * replica does not switch it off.
+ * level; tgtype 4 = AFTER INSERT, statement level (rows written without
+ * append(), as by a restore, move the allocator); tgenabled 'A' = ENABLE
+ * ALWAYS, so that session_replication_role = replica does not switch them
+ * off.
  */
 SELECT results_eq(
 	$$SELECT c.relname::text COLLATE "default", t.tgname::text COLLATE "default", t.tgtype::int, t.tgenabled::text,
@@ -201,8 +203,15 @@ SELECT results_eq(
 		 AND NOT t.tgisinternal
 	   ORDER BY 1, 2$$,
 	$$SELECT * FROM (VALUES
+			('events', 'events_adopt_positions', 4, 'A', 'eventstore.adopt_positions'),
 			('events', 'events_append_only', 58, 'A', 'eventstore.refuse_change'),
 			('streams', 'streams_guard', 58, 'A', 'eventstore.guard_streams')) v
+	  UNION ALL
+	  SELECT p, p || '_adopt_positions', 4, 'A', 'eventstore.adopt_positions'
+		FROM (SELECT pg_catalog.format('events_%s_%s',
+						 pg_catalog.lpad((g * 128)::text, 4, '0'),
+						 pg_catalog.lpad((g * 128 + 127)::text, 4, '0')) AS p
+				FROM pg_catalog.generate_series(0, 7) g) parts
 	  UNION ALL
 	  SELECT p, p || '_append_only', 58, 'A', 'eventstore.refuse_change'
 		FROM (SELECT pg_catalog.format('events_%s_%s',
@@ -210,11 +219,11 @@ SELECT results_eq(
 						 pg_catalog.lpad((g * 128 + 127)::text, 4, '0')) AS p
 				FROM pg_catalog.generate_series(0, 7) g) parts
 	  ORDER BY 1, 2$$,
-	'events, every partition and streams carry an ALWAYS BEFORE UPDATE/DELETE/TRUNCATE statement trigger, and nothing else');
+	'events, every partition and streams carry an ALWAYS BEFORE UPDATE/DELETE/TRUNCATE statement trigger, events and its partitions an ALWAYS AFTER INSERT statement trigger, and nothing else');
 
 /*
- * The event trigger that keeps those triggers and the partitions in place:
- * ddl_command_start on ALTER TABLE and DROP TRIGGER, ENABLE ALWAYS.
+ * The event trigger that keeps the log as the extension made it:
+ * ddl_command_start on the DDL that could change it, ENABLE ALWAYS.
  */
 SELECT results_eq(
 	$$SELECT e.evtevent::text COLLATE "default", e.evtenabled::text,
@@ -222,8 +231,10 @@ SELECT results_eq(
 		FROM pg_catalog.pg_event_trigger e
 	   WHERE e.evtname = 'eventstore_guard_ddl'$$,
 	$$VALUES ('ddl_command_start', 'A', 'eventstore.guard_ddl',
-			  ARRAY['ALTER TABLE', 'DROP TRIGGER'])$$,
-	'event trigger eventstore_guard_ddl guards ALTER TABLE and DROP TRIGGER, always');
+			  ARRAY['ALTER TABLE', 'ALTER SCHEMA', 'ALTER TRIGGER', 'CREATE TRIGGER',
+					'DROP TRIGGER', 'CREATE RULE', 'DROP RULE', 'CREATE FUNCTION',
+					'ALTER FUNCTION', 'ALTER EXTENSION'])$$,
+	'event trigger eventstore_guard_ddl guards the DDL that could change the log, always');
 
 -- Types -----------------------------------------------------------------------
 
@@ -259,7 +270,7 @@ SELECT results_eq(
 SELECT functions_are('eventstore',
 	ARRAY['event', 'append', 'bucket_of', 'head', 'read_all', 'read_stream',
 		  'stream_version', 'open_appenders', 'refuse_change', 'guard_streams',
-		  'guard_ddl'],
+		  'guard_ddl', 'adopt_positions'],
 	'schema eventstore has exactly the documented functions');
 
 SELECT has_function('eventstore', 'event',

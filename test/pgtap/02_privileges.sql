@@ -9,7 +9,7 @@
  * grants count.  03_roles.sql checks the same by acting as the roles.
  */
 BEGIN;
-SELECT plan(102);
+SELECT plan(106);
 
 -- Schema ----------------------------------------------------------------------
 
@@ -89,7 +89,8 @@ SELECT function_privs_are('eventstore', f.name, f.args, r.role,
 
 -- Trigger functions: nobody.
 SELECT function_privs_are('eventstore', f.name, ARRAY[]::name[], r.role, ARRAY[]::name[])
-  FROM (VALUES (1, 'refuse_change'::name), (2, 'guard_streams'), (3, 'guard_ddl')) f(n, name)
+  FROM (VALUES (1, 'refuse_change'::name), (2, 'guard_streams'), (3, 'guard_ddl'),
+			 (4, 'adopt_positions')) f(n, name)
  CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
 					(3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
  ORDER BY f.n, r.n;
