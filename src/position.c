@@ -56,7 +56,10 @@
  * Durability: blocks are reserved with nextval() on the sequence, which is
  * WAL-logged before any position from the block can be committed, so a
  * crash can never hand out a committed position again.  After a restart the
- * allocator starts above the sequence's last value; pg_dump keeps that value.
+ * allocator starts above the sequence's last value (pg_dump keeps it) and
+ * above the highest stored position (which covers rows written without the
+ * allocator, and a restore that set the sequence back).  When the extension
+ * is dropped and created again, its new log starts afresh.
  *
  * src/position.c
  *
@@ -68,6 +71,7 @@
 #include "access/twophase.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -314,18 +318,59 @@ es_widen_xid(TransactionId xid)
 	return FullTransactionIdFromEpochAndXid(epoch, xid);
 }
 
+/* The highest position stored in eventstore.events, or 0. */
+static int64
+es_stored_max(void)
+{
+	int64		result = 0;
+	bool		isnull;
+	Datum		value;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT max(insert_order) FROM eventstore.events", false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the highest stored position");
+	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		result = DatumGetInt64(value);
+	SPI_finish();
+	return result;
+}
+
 /*
- * Set next from the sequence without reserving anything: every block the
- * sequence has handed out lies below last_value + block, and no block can
- * be reserved while we hold the lock.  Caller holds the lock exclusively
- * and a lock on the sequence.
+ * What seeding needs and may not do under the LWLock: a lock on the
+ * sequence (so that no heavyweight lock is waited for under ours) and the
+ * highest stored position (a query).
+ */
+typedef struct EsSeedInput
+{
+	bool		ready;
+	int64		stored_max;
+} EsSeedInput;
+
+static void
+es_prepare_seed(EsSeedInput *input, Oid seq)
+{
+	LockRelationOid(seq, RowExclusiveLock);
+	input->stored_max = es_stored_max();
+	input->ready = true;
+}
+
+/*
+ * Set next above everything handed out before, without reserving anything:
+ * above every block the sequence has handed out (they lie below
+ * last_value + block; no block can be reserved while we hold the lock), and
+ * above every stored position, which covers rows restored or inserted
+ * directly even where a restore set the sequence back.  Caller holds the
+ * lock exclusively.
  */
 static void
-es_seed(EsDatabase *db, Oid seq)
+es_seed(EsDatabase *db, Oid seq, EsSeedInput *input)
 {
 	LOCAL_FCINFO(fcinfo, 1);
 	Datum		last;
 
+	Assert(input->ready);
 	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
 	fcinfo->args[0].value = ObjectIdGetDatum(seq);
 	fcinfo->args[0].isnull = false;
@@ -335,24 +380,25 @@ es_seed(EsDatabase *db, Oid seq)
 		db->next = 1;
 	else
 		db->next = DatumGetInt64(last) + ES_POSITION_BLOCK;
+	db->next = Max(db->next, input->stored_max + 1);
 	db->reserved_end = db->next - 1;
 	db->seq = seq;
 	db->seeded = true;
 }
 
 /*
- * The sequence may be another one than the reservation was made in: after
- * DROP EXTENSION and CREATE EXTENSION in the same server run.  Keep next,
- * so that positions stay increasing, but reserve again, which moves the new
- * sequence above next.  Caller holds the lock exclusively.
+ * The sequence is another one than the state was seeded from: the extension
+ * was dropped and created again in this server run, and with it the log.
+ * Start the new log afresh.  Caller holds the lock exclusively.
  */
 static void
 es_check_sequence(EsDatabase *db, Oid seq)
 {
 	if (db->seeded && db->seq != seq)
 	{
-		db->reserved_end = db->next - 1;
-		db->seq = seq;
+		db->seeded = false;
+		db->commits_added = 0;
+		db->evicted_xid = InvalidFullTransactionId;
 	}
 }
 
@@ -400,7 +446,7 @@ EsAllocatePositions(int count)
 {
 	FullTransactionId xid = GetTopFullTransactionId();
 	Oid			seq;
-	bool		seq_locked = false;
+	EsSeedInput input = {0};
 	EsDatabase *db;
 	EsSlot	   *slot;
 	int64		first;
@@ -423,22 +469,21 @@ EsAllocatePositions(int count)
 		es_check_sequence(db, seq);
 		if (db->seeded && db->next + count - 1 <= db->reserved_end)
 			break;
-		if (seq_locked)
+		if (input.ready)
 		{
 			/* we hold the sequence's lock: safe to work on it under ours */
 			if (!db->seeded)
-				es_seed(db, seq);
+				es_seed(db, seq, &input);
 			es_reserve(db, seq, count);
 			break;
 		}
 
 		/*
-		 * Never wait for a heavyweight lock while holding the LWLock: take
-		 * the sequence's lock first and look again.
+		 * Never wait for a heavyweight lock, nor run a query, while holding
+		 * the LWLock: prepare, then look again.
 		 */
 		LWLockRelease(es_shared->lock);
-		LockRelationOid(seq, RowExclusiveLock);
-		seq_locked = true;
+		es_prepare_seed(&input, seq);
 	}
 
 	first = db->next;
@@ -472,7 +517,7 @@ EsAdoptPositions(int64 highest)
 {
 	FullTransactionId xid = GetTopFullTransactionId();
 	Oid			seq = es_blocks_sequence();
-	bool		seq_locked = false;
+	EsSeedInput input = {0};
 	EsDatabase *db;
 	EsSlot	   *slot;
 
@@ -490,14 +535,13 @@ EsAdoptPositions(int64 highest)
 		es_check_sequence(db, seq);
 		if (db->seeded)
 			break;
-		if (seq_locked)
+		if (input.ready)
 		{
-			es_seed(db, seq);
+			es_seed(db, seq, &input);
 			break;
 		}
 		LWLockRelease(es_shared->lock);
-		LockRelationOid(seq, RowExclusiveLock);
-		seq_locked = true;
+		es_prepare_seed(&input, seq);
 	}
 
 	slot = &es_shared->slots[ES_MY_SLOT()];
@@ -579,7 +623,8 @@ es_head_locked(EsDatabase *db, Snapshot snapshot, FullTransactionId snapshot_xmi
 int64
 EsHead(void)
 {
-	Oid			seq = InvalidOid;
+	Oid			seq;
+	EsSeedInput input = {0};
 	Snapshot	snapshot = NULL;
 	FullTransactionId snapshot_xmin = InvalidFullTransactionId;
 	int64		head;
@@ -599,24 +644,26 @@ EsHead(void)
 		snapshot_xmin = es_widen_xid(snapshot->xmin);
 	}
 
+	seq = es_blocks_sequence();
 	for (;;)
 	{
-		bool		exclusive = (my_db < 0 || OidIsValid(seq));
+		bool		exclusive = (my_db < 0 || input.ready);
 		EsDatabase *db;
 
 		LWLockAcquire(es_shared->lock, exclusive ? LW_EXCLUSIVE : LW_SHARED);
 		db = exclusive ? es_my_database() : &es_shared->dbs[my_db];
-		if (!db->seeded)
+		if (!db->seeded || db->seq != seq)
 		{
-			if (!OidIsValid(seq))
+			if (!input.ready)
 			{
-				/* take the sequence's lock before ours, then look again */
+				/* prepare outside our lock, then look again, exclusively */
 				LWLockRelease(es_shared->lock);
-				seq = es_blocks_sequence();
-				LockRelationOid(seq, AccessShareLock);
+				es_prepare_seed(&input, seq);
 				continue;
 			}
-			es_seed(db, seq);
+			es_check_sequence(db, seq);
+			if (!db->seeded)
+				es_seed(db, seq, &input);
 		}
 		head = es_head_locked(db, snapshot, snapshot_xmin);
 		LWLockRelease(es_shared->lock);

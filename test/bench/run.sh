@@ -1,0 +1,561 @@
+#!/bin/bash
+# test/bench/run.sh: the benchmark suite of eventstore.
+#
+#     bash test/bench/run.sh            full run (>= 3 repetitions, ~35 min)
+#     bash test/bench/run.sh --quick    smoke test (1 repetition, < 3 min)
+#
+# Like test/all.sh it installs missing packages, builds a copy of the tree
+# and installs the extension, then starts ONE throwaway cluster (as the
+# postgres user, on a free port) with durable settings: fsync,
+# synchronous_commit and full_page_writes on, shared_buffers 4GB,
+# wal_buffers 64MB, max_wal_size 8GB, checkpoint_timeout 30min,
+# max_connections 50.  It prints a markdown table on stdout (progress goes to
+# stderr) and writes test/bench/results/latest.md, latest.csv (one row per
+# cell) and latest-raw.csv (one row per repetition).
+#
+# Every workload runs eventstore and its baselines in the same run,
+# interleaved: for each client count, repetition 1 runs A, B, C, then
+# repetition 2 runs A, B, C again, and so on, each a fresh pgbench run.  A
+# cell reports the median over its repetitions of events/s, of the p50 and
+# p99 latency of one transaction (one append or one read call; computed here
+# from pgbench's per-transaction log), of WAL bytes per event (pg_stat_wal
+# around the run, cluster-wide), and its ratio to the baseline it names.
+# Method details: test/bench/benchlib.sh.
+#
+# Data: 10,000 streams s-1 .. s-10000 picked at random; events of ~200
+# bytes of data and ~100 bytes of metadata (bench.payload/bench.metadata in
+# bench.sql).  The baselines are in baseline.sql (schema "plain").
+#
+# Workloads (clients 1, 2, 8 unless said; pgbench -j 2; -M prepared):
+#   W1   one event per append to a random stream, autocommit:
+#          es       SELECT * FROM eventstore.append(s, ARRAY[event(...)])
+#          plain    SELECT plain.append(s, ...): advisory lock on the
+#                   stream, then INSERT ... SELECT max(version) + 1
+#          commit   INSERT INTO plain.tiny: the cost of a commit alone
+#   W2   a batch of 100 events to one random stream:
+#          es              one append of an ARRAY[...] of 100 events
+#          plain-multirow  advisory lock, then one INSERT of a VALUES list
+#                          of 100 rows, versions = max(version) + i
+#          setbased        the same lock, INSERT ... SELECT generate_series
+#   W2b  batches of 1,000 events (clients 1, 2), es, against
+#          copy-indexed    COPY of BENCH_COPY_ROWS (1M) events from a CSV
+#                          file in one transaction into a fresh copy of
+#                          plain.events with its indexes
+#          copy-unindexed  the same into a table without indexes
+#        (COPY is timed with clock_timestamp(), commit included)
+#   W3   read a whole 100-event stream (streams r-1 .. r-N made by
+#        bench.make_read_streams, same events in both stores), clients 1, 2:
+#          es       SELECT * FROM eventstore.read_stream(r)
+#          plain    SELECT * FROM plain.events WHERE stream_id = r ORDER BY version
+#        events/s counts events read (100 per call)
+#   W7   8 clients append one event each to ONE hot stream with an exact
+#        expected version, retrying on conflict inside a PL/pgSQL function
+#        (bench.es_append_expected / bench.plain_append_expected): events/s
+#        are successful appends, the notes give the conflict rate
+#        (conflicts / attempts)
+#   W5   head lag: W1-style es appends with 2 clients while bench.head_lag()
+#        samples, every 20 ms, the newest committed position and head();
+#        the lag of an event is the time from the first sample that shows
+#        it committed to the first sample whose head() covers it (method and
+#        resolution: bench.sql).  Variants: no other transaction open
+#        (control), a transaction that wrote in ANOTHER database kept open
+#        for the whole run, and one that wrote to an unrelated table of the
+#        SAME database.  Target: under 50 ms.
+#   W6   scale: a second database preloaded with BENCH_PRELOAD (10M) events
+#        in batches of 1,000 (pgbench, 2 clients; plain.events gets the same
+#        through plain-multirow), then W1, W2 and W3 again with
+#        BENCH_W6_CLIENTS clients; the ratio is 10M / 0 (the first
+#        database, which starts empty and holds only what the workloads
+#        appended).  The preload itself is reported too (1 run).
+#   W4   catch-up in the preloaded database: read the global feed from 0 in
+#        pages of 1,000 until 1M events (bench.catchup_es: read_all in a
+#        PL/pgSQL loop) vs the same loop over plain.events by id
+#        (bench.catchup_plain); 1 client; p50/p99 are per page call.
+#
+# Knobs (environment; defaults full / --quick):
+#   BENCH_SECONDS (10 / 2)   duration of one pgbench run
+#   BENCH_REPS (3 / 1)       repetitions per cell
+#   BENCH_PRELOAD (10000000 / 200000), BENCH_COPY_ROWS (1000000 / 100000)
+#   BENCH_READ_STREAMS (1000 / 200), BENCH_W5_SECONDS (10 / 3)
+#   BENCH_W6_CLIENTS ("2"), BENCH_CATCHUP (1000000 / BENCH_PRELOAD)
+#   ES_KEEP=1 keeps the work directory (/tmp/eventstore.XXXXXX).
+# Exit status 1 if any run failed (the table marks it).
+
+set -u
+
+BENCH_SELF=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$BENCH_SELF/../lib.sh"
+. "$BENCH_SELF/benchlib.sh"
+
+MODE=full
+for arg in "$@"; do
+	case $arg in
+		--quick) MODE=quick ;;
+		-h | --help)
+			sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+			exit 0
+			;;
+		*) es_die "unknown argument $arg (try --help)" ;;
+	esac
+done
+
+if [ "$MODE" = quick ]; then
+	: "${BENCH_SECONDS:=2}" "${BENCH_REPS:=1}" "${BENCH_PRELOAD:=200000}"
+	: "${BENCH_COPY_ROWS:=100000}" "${BENCH_READ_STREAMS:=200}" "${BENCH_W5_SECONDS:=3}"
+else
+	: "${BENCH_SECONDS:=10}" "${BENCH_REPS:=3}" "${BENCH_PRELOAD:=10000000}"
+	: "${BENCH_COPY_ROWS:=1000000}" "${BENCH_READ_STREAMS:=1000}" "${BENCH_W5_SECONDS:=10}"
+fi
+: "${BENCH_W6_CLIENTS:=2}" "${BENCH_STREAMS:=10000}"
+if [ -z "${BENCH_CATCHUP:-}" ]; then
+	BENCH_CATCHUP=$((BENCH_PRELOAD < 1000000 ? BENCH_PRELOAD : 1000000))
+fi
+CLIENTS="1 2 8"
+BENCH_RUN=0
+BENCH_T0=$SECONDS
+
+# Where the results land: the working tree, not the copy.
+RESULTS=$ES_REPO/test/bench/results
+
+# --- cluster -------------------------------------------------------------
+
+# The durable settings, applied with ALTER SYSTEM and a restart on top of
+# what es_cluster_start writes (port, socket, preload, fsync).
+bench_configure() {
+	bq postgres \
+		-c "ALTER SYSTEM SET fsync = on" \
+		-c "ALTER SYSTEM SET synchronous_commit = on" \
+		-c "ALTER SYSTEM SET full_page_writes = on" \
+		-c "ALTER SYSTEM SET shared_buffers = '4GB'" \
+		-c "ALTER SYSTEM SET wal_buffers = '64MB'" \
+		-c "ALTER SYSTEM SET max_wal_size = '8GB'" \
+		-c "ALTER SYSTEM SET checkpoint_timeout = '30min'" \
+		-c "ALTER SYSTEM SET max_connections = 50" \
+		-c "ALTER SYSTEM SET shared_preload_libraries = 'eventstore'" ||
+		return 1
+	es_as_pg pg_ctl -D "$ES_WORK/cluster" -l "$ES_WORK/cluster.log" -w -t 120 restart >/dev/null || {
+		tail -n 30 "$ES_WORK/cluster.log" >&2
+		return 1
+	}
+}
+
+# A database with the extension, the baselines, the helpers and W3's
+# read streams.
+bench_create_db() {
+	local db=$1
+	bq postgres -c "CREATE DATABASE $db" &&
+		bq "$db" -c "CREATE EXTENSION eventstore" \
+			-f "$BENCH_SRC/baseline.sql" -f "$BENCH_SRC/bench.sql" >/dev/null &&
+		bq "$db" -c "SELECT bench.make_read_streams($BENCH_READ_STREAMS)" >/dev/null &&
+		bq "$db" -c "VACUUM ANALYZE" ||
+		es_die "could not set up database $db"
+}
+
+bench_checkpoint() {
+	bq postgres -c "CHECKPOINT"
+}
+
+# --- pgbench scripts -------------------------------------------------------
+
+# The scripts spell the payloads out, so each one is parsed once per
+# connection (-M prepared) and both stores get the same bytes.  Payload i
+# is bench.payload(i) / bench.metadata(i).
+gen_scripts() {
+	local db=$1 p=$BENCH_WORK/payloads.tsv d1 m1 n
+	bq "$db" -F $'\t' -c "SELECT i, bench.payload(i)::text, bench.metadata(i)::text
+	                       FROM generate_series(1, 1000) i" >"$p" || es_die "payloads"
+	IFS=$'\t' read -r _ d1 m1 <"$p"
+	mkdir -p "$BENCH_SCRIPTS"
+
+	cat >"$BENCH_SCRIPTS/w1_es.sql" <<-EOF
+		-- W1 eventstore: one event appended to a random stream (autocommit)
+		\set s random(1, :streams)
+		SELECT * FROM eventstore.append('s-' || :s, ARRAY[eventstore.event('OrderPlaced', '$d1', '$m1')]);
+	EOF
+	cat >"$BENCH_SCRIPTS/w1_plain.sql" <<-EOF
+		-- W1 plain: advisory lock on the stream, INSERT ... SELECT max(version) + 1
+		\set s random(1, :streams)
+		SELECT plain.append('s-' || :s, 'OrderPlaced', '$d1', '$m1');
+	EOF
+	cat >"$BENCH_SCRIPTS/w1_commit.sql" <<-EOF
+		-- W1 commit: one tiny row per transaction, the cost of a commit
+		\set s random(1, :streams)
+		INSERT INTO plain.tiny (x) VALUES (:s);
+	EOF
+	for n in 100 1000; do
+		gen_es_batch "$n" >"$BENCH_SCRIPTS/es_batch_$n.sql"
+		gen_plain_batch "$n" >"$BENCH_SCRIPTS/plain_batch_$n.sql"
+	done
+	cat >"$BENCH_SCRIPTS/setbased_batch_100.sql" <<-EOF
+		-- W2 setbased: 100 events to one random stream as INSERT ... SELECT over generate_series
+		\set s random(1, :streams)
+		BEGIN;
+		SELECT pg_advisory_xact_lock(hashtext('s-' || :s));
+		WITH base AS (SELECT coalesce(max(version), 0) AS v FROM plain.events WHERE stream_id = 's-' || :s)
+		INSERT INTO plain.events (stream_id, version, event_id, event_type, data, metadata)
+		SELECT 's-' || :s, base.v + g, gen_random_uuid(), 'OrderPlaced', '$d1'::jsonb, '$m1'::jsonb
+		  FROM base, generate_series(1, 100) AS g;
+		END;
+	EOF
+	cat >"$BENCH_SCRIPTS/w3_es.sql" <<-EOF
+		-- W3 eventstore: read a whole 100-event stream
+		\set r random(1, :nread)
+		SELECT * FROM eventstore.read_stream('r-' || :r);
+	EOF
+	cat >"$BENCH_SCRIPTS/w3_plain.sql" <<-EOF
+		-- W3 plain: read a whole 100-event stream
+		\set r random(1, :nread)
+		SELECT * FROM plain.events WHERE stream_id = 'r-' || :r ORDER BY version;
+	EOF
+	cat >"$BENCH_SCRIPTS/w7_es.sql" <<-EOF
+		-- W7 eventstore: one event to the hot stream with its exact version, retried on ES001
+		SELECT bench.es_append_expected('hot', '$d1', '$m1');
+	EOF
+	cat >"$BENCH_SCRIPTS/w7_plain.sql" <<-EOF
+		-- W7 plain: one event to the hot stream as max(version) + 1, retried on unique violation
+		SELECT bench.plain_append_expected('hot', '$d1', '$m1');
+	EOF
+	chown -R postgres: "$BENCH_WORK"
+}
+
+# eventstore: N events to one random stream in one append call.
+gen_es_batch() {
+	local n=$1
+	echo "-- eventstore: $n events to one random stream in one append"
+	echo '\set s random(1, :streams)'
+	echo "SELECT count(*) FROM eventstore.append('s-' || :s, ARRAY["
+	head -n "$n" "$BENCH_WORK/payloads.tsv" | awk -F'\t' -v n="$n" -v q="'" '{
+		printf "\teventstore.event(%sOrderPlaced%s, %s%s%s, %s%s%s)%s\n",
+			q, q, q, $2, q, q, $3, q, (NR < n ? "," : "]);") }'
+}
+
+# plain: N events to one random stream as one multi-row INSERT, under the
+# stream's advisory lock, versions max(version) + i.
+gen_plain_batch() {
+	local n=$1
+	echo "-- plain: $n events to one random stream as one multi-row INSERT"
+	echo '\set s random(1, :streams)'
+	echo 'BEGIN;'
+	echo "SELECT pg_advisory_xact_lock(hashtext('s-' || :s));"
+	echo "WITH base AS (SELECT coalesce(max(version), 0) AS v FROM plain.events WHERE stream_id = 's-' || :s)"
+	echo "INSERT INTO plain.events (stream_id, version, event_id, event_type, data, metadata)"
+	echo "SELECT 's-' || :s, base.v + b.i, gen_random_uuid(), b.t, b.d, b.m"
+	echo "  FROM base, (VALUES"
+	head -n "$n" "$BENCH_WORK/payloads.tsv" | awk -F'\t' -v n="$n" -v q="'" '{
+		printf "\t(%d, %sOrderPlaced%s, %s%s%s::jsonb, %s%s%s::jsonb)%s\n",
+			NR, q, q, q, $2, q, q, $3, q, (NR < n ? "," : ") AS b(i, t, d, m);") }'
+	echo 'END;'
+}
+
+# --- workloads -------------------------------------------------------------
+
+# run_matrix WORKLOAD DB "CLIENTS..." SPEC...
+# SPEC is "variant|script|events per transaction|baseline|alt baselines";
+# {c} in a baseline stands for the client count.  For each client count,
+# each repetition runs every SPEC once, in order.
+run_matrix() {
+	local workload=$1 db=$2 clients_list=$3
+	shift 3
+	local c rep spec name script per base alts
+	for c in $clients_list; do
+		for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+			for spec in "$@"; do
+				IFS='|' read -r name script per base alts <<<"$spec"
+				bench_pgbench "$db" "$c" "$script" "$per"
+				bench_record "$workload" "$c" "$name" "$rep" "${base//\{c\}/$c}" "${alts//\{c\}/$c}"
+			done
+		done
+	done
+}
+
+w1() { # WORKLOAD DB CLIENTS BASELINE-PREFIX
+	local wl=$1 db=$2 clients=$3 ref=$4
+	if [ -z "$ref" ]; then
+		run_matrix "$wl" "$db" "$clients" \
+			"es|w1_es.sql|1|W1/plain/{c}|W1/commit/{c}" \
+			"plain|w1_plain.sql|1||" \
+			"commit|w1_commit.sql|1||"
+	else
+		run_matrix "$wl" "$db" "$clients" \
+			"es|w1_es.sql|1|W1/es/{c}|" \
+			"plain|w1_plain.sql|1|W1/plain/{c}|" \
+			"commit|w1_commit.sql|1|W1/commit/{c}|"
+	fi
+}
+
+w2() {
+	local wl=$1 db=$2 clients=$3 ref=$4
+	if [ -z "$ref" ]; then
+		run_matrix "$wl" "$db" "$clients" \
+			"es|es_batch_100.sql|100|W2/plain-multirow/{c}|W2/setbased/{c}" \
+			"plain-multirow|plain_batch_100.sql|100||" \
+			"setbased|setbased_batch_100.sql|100||"
+	else
+		run_matrix "$wl" "$db" "$clients" \
+			"es|es_batch_100.sql|100|W2/es/{c}|" \
+			"plain-multirow|plain_batch_100.sql|100|W2/plain-multirow/{c}|" \
+			"setbased|setbased_batch_100.sql|100|W2/setbased/{c}|"
+	fi
+}
+
+w3() {
+	local wl=$1 db=$2 clients=$3 ref=$4
+	if [ -z "$ref" ]; then
+		run_matrix "$wl" "$db" "$clients" \
+			"es|w3_es.sql|100|W3/plain/{c}|" \
+			"plain|w3_plain.sql|100||"
+	else
+		run_matrix "$wl" "$db" "$clients" \
+			"es|w3_es.sql|100|W3/es/{c}|" \
+			"plain|w3_plain.sql|100|W3/plain/{c}|"
+	fi
+}
+
+# W2b: es with batches of 1,000 against COPY of BENCH_COPY_ROWS events.
+w2b() {
+	local db=$1 rep c csv=$BENCH_WORK/copy.csv
+	bq "$db" -c "COPY (SELECT 'c-' || (g % $BENCH_STREAMS + 1), g / $BENCH_STREAMS + 1,
+	                          gen_random_uuid(), 'OrderPlaced', bench.payload(g), bench.metadata(g)
+	                     FROM generate_series(0, $BENCH_COPY_ROWS - 1) g)
+	             TO '$csv' WITH (FORMAT csv)" || es_die "could not write $csv"
+	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+		for c in 1 2; do
+			bench_pgbench "$db" "$c" es_batch_1000.sql 1000
+			bench_record W2b "$c" es "$rep" "W2b/copy-indexed/1" "W2b/copy-unindexed/1"
+		done
+		copy_once "$db" "$csv" copy-indexed "INCLUDING ALL" "$rep"
+		copy_once "$db" "$csv" copy-unindexed "INCLUDING DEFAULTS INCLUDING IDENTITY" "$rep"
+	done
+	rm -f "$csv"
+}
+
+# One COPY of the CSV file into a fresh table like plain.events, in one
+# transaction, timed inside the server from before BEGIN to after COMMIT.
+copy_once() {
+	local db=$1 csv=$2 variant=$3 like=$4 rep=$5
+	bq "$db" -c "DROP TABLE IF EXISTS plain.copy_target" \
+		-c "CREATE TABLE plain.copy_target (LIKE plain.events $like)" || es_die "copy table"
+	bench_psql_timed "$db" "
+		SELECT clock_timestamp() AS t0 \gset
+		BEGIN;
+		COPY plain.copy_target (stream_id, version, event_id, event_type, data, metadata)
+			FROM '$csv' WITH (FORMAT csv);
+		COMMIT;
+		SELECT $BENCH_COPY_ROWS, extract(epoch FROM clock_timestamp() - :'t0'::timestamptz), NULL, NULL;"
+	bench_record W2b 1 "$variant" "$rep" "" ""
+	bq "$db" -c "DROP TABLE plain.copy_target"
+}
+
+w7() {
+	local db=$1
+	run_matrix W7 "$db" 8 \
+		"es|w7_es.sql|1|W7/plain/{c}|" \
+		"plain|w7_plain.sql|1||"
+}
+
+# W5: one measurement.  OPEN_DB empty: no other transaction; otherwise a
+# transaction that inserted into OPEN_DB's public.unrelated stays open
+# (sleeping) for the whole run.
+w5_once() {
+	local db=$1 variant=$2 open_db=$3 rep=$4 base=$5
+	local open_job="" sampler_job lagfile=$BENCH_WORK/lag.out row i
+	if [ -n "$open_db" ]; then
+		es_as_pg PGAPPNAME=bench_open_txn psql -X -q -d "$open_db" \
+			-c "BEGIN" -c "INSERT INTO public.unrelated VALUES (1)" \
+			-c "SELECT pg_sleep(3600)" -c "COMMIT" >/dev/null 2>&1 &
+		open_job=$!
+		for ((i = 0; i < 100; i++)); do
+			[ "$(bq postgres -c "SELECT count(*) FROM pg_stat_activity
+			                      WHERE application_name = 'bench_open_txn'
+			                        AND backend_xid IS NOT NULL AND state = 'active'")" = 1 ] && break
+			sleep 0.1
+		done
+	fi
+	bq "$db" -c "SELECT samples, observed, unresolved, lag_p50_ms, lag_p99_ms, lag_max_ms
+	               FROM bench.head_lag($BENCH_W5_SECONDS + 1, 20)" >"$lagfile" 2>&1 &
+	sampler_job=$!
+	bench_pgbench "$db" 2 w1_es.sql 1 -T "$BENCH_W5_SECONDS"
+	wait "$sampler_job"
+	local still_open=""
+	if [ -n "$open_db" ]; then
+		still_open=$(bq postgres -c "SELECT count(*) FROM pg_stat_activity
+		                              WHERE application_name = 'bench_open_txn' AND backend_xid IS NOT NULL")
+		bq postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		                 WHERE application_name = 'bench_open_txn'" >/dev/null
+		wait "$open_job" 2>/dev/null
+	fi
+	row=$(tail -n 1 "$lagfile")
+	case $row in
+		*'|'*'|'*'|'*)
+			local samples observed
+			IFS='|' read -r samples observed R_LAG_UNRESOLVED R_LAG_P50 R_LAG_P99 R_LAG_MAX <<<"$row"
+			R_NOTE="$observed new commits seen in $samples samples"
+			;;
+		*)
+			R_FAILED=1
+			R_NOTE="sampler failed: $row"
+			BENCH_FAILURES=$((BENCH_FAILURES + 1))
+			;;
+	esac
+	if [ -n "$open_db" ] && [ "$still_open" != 1 ]; then
+		R_FAILED=1
+		R_NOTE+="; the other transaction was not open at the end"
+		BENCH_FAILURES=$((BENCH_FAILURES + 1))
+	fi
+	bench_record W5 2 "$variant" "$rep" "$base" ""
+}
+
+w5() {
+	local db=$1 rep
+	bq postgres -c "CREATE DATABASE bench_other" || es_die "bench_other"
+	bq bench_other -c "CREATE TABLE public.unrelated (x int)" || es_die "unrelated"
+	bq "$db" -c "CREATE TABLE public.unrelated (x int)" || es_die "unrelated"
+	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+		w5_once "$db" es-no-open-txn "" "$rep" ""
+		w5_once "$db" es-open-txn-other-db bench_other "$rep" "W5/es-no-open-txn/2"
+		w5_once "$db" es-open-txn-same-db "$db" "$rep" "W5/es-no-open-txn/2"
+	done
+	bq postgres -c "DROP DATABASE bench_other WITH (FORCE)"
+}
+
+# W6 preload: BENCH_PRELOAD events into each store, 1,000 per transaction,
+# 2 clients; reported as one run each.
+preload() {
+	local db=$1 per_client=$((BENCH_PRELOAD / 1000 / 2))
+	bench_pgbench "$db" 2 es_batch_1000.sql 1000 -t "$per_client"
+	bench_record "W6 preload" 2 es 1 "W6 preload/plain-multirow/2" ""
+	bench_pgbench "$db" 2 plain_batch_1000.sql 1000 -t "$per_client"
+	bench_record "W6 preload" 2 plain-multirow 1 "" ""
+	bq "$db" -c "VACUUM ANALYZE" || es_die "vacuum"
+	bench_checkpoint
+}
+
+w4() {
+	local db=$1 rep
+	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+		bench_psql_timed "$db" "SELECT events, seconds, p50_ms, p99_ms FROM bench.catchup_es($BENCH_CATCHUP)"
+		bench_record W4 1 es "$rep" "W4/plain/1" ""
+		bench_psql_timed "$db" "SELECT events, seconds, p50_ms, p99_ms FROM bench.catchup_plain($BENCH_CATCHUP)"
+		bench_record W4 1 plain "$rep" "" ""
+	done
+}
+
+# --- report ----------------------------------------------------------------
+
+report() {
+	local md=$BENCH_WORK/latest.md table=$BENCH_WORK/table.md csv=$BENCH_WORK/latest.csv
+	local pgversion mem cpu commit elapsed=$((SECONDS - BENCH_T0))
+
+	bq postgres -v raw="$BENCH_RAW" -v csv="$csv" -v md="$table" \
+		-f "$BENCH_SRC/report.sql" >/dev/null || es_die "report.sql failed"
+
+	pgversion=$(bq postgres -c "SELECT version()")
+	mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+	cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+	commit=$(git -C "$ES_REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+	if [ -n "$(git -C "$ES_REPO" status --porcelain -- src sql Makefile 2>/dev/null)" ]; then
+		commit+=" (with uncommitted changes in src/)"
+	fi
+
+	{
+		echo "# eventstore benchmark ($MODE mode)"
+		echo
+		echo "$(bq postgres -c "SELECT to_char(now(), 'YYYY-MM-DD HH24:MI TZ')"); eventstore $commit;" \
+			"$BENCH_REPS repetition(s) of ${BENCH_SECONDS} s per cell, median reported;" \
+			"$BENCH_STREAMS streams; W6 preload $BENCH_PRELOAD events; COPY $BENCH_COPY_ROWS rows."
+		echo
+		cat "$table"
+		echo
+		echo "events/s: appended (or read, W3/W4) events per second.  p50/p99: latency of one"
+		echo "transaction (one append or read call; W4: one page of 1,000; W2b copy: none)."
+		echo "ratio: this row's events/s divided by the baseline's (W6: 10M-preloaded / fresh)."
+		echo "WAL B/event: pg_stat_wal.wal_bytes growth during the run / events (cluster-wide)."
+		echo "Method and workloads: header of test/bench/run.sh."
+		echo
+		echo "## Machine"
+		echo
+		echo "- CPUs (nproc): $(nproc); memory: $mem; CPU: ${cpu:-unknown}"
+		echo "- kernel: $(uname -sr)"
+		echo "- $pgversion"
+		echo "- run time: $((elapsed / 60)) min $((elapsed % 60)) s"
+		echo
+		echo "## Non-default settings (pg_settings WHERE source <> 'default')"
+		echo
+		echo "| name | setting | unit | source |"
+		echo "|---|---|---|---|"
+		bq postgres -F ' | ' -c "SELECT '| ' || name, setting, coalesce(unit, ''), source || ' |'
+		                          FROM pg_settings WHERE source <> 'default' ORDER BY name"
+	} >"$md"
+
+	cat "$md"
+	mkdir -p "$RESULTS"
+	cp "$md" "$RESULTS/latest.md"
+	cp "$csv" "$RESULTS/latest.csv"
+	cp "$BENCH_RAW" "$RESULTS/latest-raw.csv"
+	bench_log "wrote $RESULTS/latest.md, latest.csv, latest-raw.csv"
+}
+
+# --- main ------------------------------------------------------------------
+
+es_install_packages
+es_trap_cleanup
+es_make_workdir
+BENCH_SRC=$ES_WORK/src/test/bench
+BENCH_WORK=$ES_WORK/bench
+BENCH_SCRIPTS=$BENCH_WORK/scripts
+BENCH_LOGS=$BENCH_WORK/logs
+BENCH_RAW=$BENCH_WORK/raw.csv
+mkdir -p "$BENCH_LOGS"
+echo "$BENCH_RAW_HEADER" >"$BENCH_RAW"
+chown -R postgres: "$BENCH_WORK"
+
+bench_log "mode $MODE: building and installing"
+if ! es_build_install >"$ES_WORK/build.log" 2>&1; then
+	tail -n 50 "$ES_WORK/build.log" >&2
+	es_die "build failed"
+fi
+es_cluster_start cluster || es_die "the cluster did not start"
+bench_configure || es_die "could not apply the benchmark settings"
+bench_log "cluster on 127.0.0.1:$PGPORT, work dir $ES_WORK"
+
+bench_create_db bench0
+gen_scripts bench0
+
+bench_log "W1: single-event appends"
+bench_checkpoint
+w1 W1 bench0 "$CLIENTS" ""
+bench_log "W2: batches of 100"
+bench_checkpoint
+w2 W2 bench0 "$CLIENTS" ""
+bench_log "W2b: batches of 1,000 vs COPY of $BENCH_COPY_ROWS"
+bench_checkpoint
+w2b bench0
+bench_log "W3: stream reads"
+bench_checkpoint
+w3 W3 bench0 "1 2" ""
+bench_log "W7: one hot stream, exact expected versions"
+bench_checkpoint
+w7 bench0
+bench_log "W5: head lag"
+bench_checkpoint
+w5 bench0
+bq postgres -c "DROP DATABASE bench0 WITH (FORCE)"
+
+bench_log "W6: preloading $BENCH_PRELOAD events into each store"
+bench_create_db bench_scale
+bench_checkpoint
+preload bench_scale
+bench_log "W4: catch-up over $BENCH_CATCHUP events"
+w4 bench_scale
+bench_log "W6: W1, W2, W3 after the preload"
+bench_checkpoint
+w1 "W6 W1" bench_scale "$BENCH_W6_CLIENTS" scale
+w2 "W6 W2" bench_scale "$BENCH_W6_CLIENTS" scale
+w3 "W6 W3" bench_scale "$BENCH_W6_CLIENTS" scale
+
+report
+if [ "$BENCH_FAILURES" -gt 0 ]; then
+	bench_log "$BENCH_FAILURES run(s) failed"
+	exit 1
+fi
+exit 0
