@@ -11,7 +11,8 @@ OBJS = \
 	src/position.o \
 	src/append.o \
 	src/read.o \
-	src/guard.o
+	src/guard.o \
+	src/spi.o
 
 # The install script is assembled from the pieces in src/sql, in name order.
 SQL_PIECES = $(sort $(wildcard src/sql/*.sql))
@@ -38,3 +39,8 @@ eventstore--$(EXTVERSION).sql: $(SQL_PIECES)
 	cat $^ > $@
 
 $(OBJS): src/eventstore.h
+
+# The benchmark suite (a throwaway cluster of its own; see test/bench/run.sh).
+.PHONY: bench
+bench:
+	bash test/bench/run.sh

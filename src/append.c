@@ -149,22 +149,6 @@ static SPIPlanPtr update_plan = NULL;
 PG_FUNCTION_INFO_V1(eventstore_append);
 PG_FUNCTION_INFO_V1(eventstore_event);
 
-static SPIPlanPtr
-es_prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
-{
-	if (*cache == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
-				 sql, SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		*cache = plan;
-	}
-	return *cache;
-}
-
 /* Argument checks. */
 
 static inline void
@@ -412,13 +396,13 @@ es_lock_or_create_stream(EsStream *stream, bool has_expected, int64 expected,
 	Oid			lock_types[3] = {TEXTOID, INT8OID, TIMESTAMPTZOID};
 	Oid			create_types[5] = {TEXTOID, TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID};
 
-	es_prepare(&lock_plan,
+	EsKeptPlan(&lock_plan,
 			   "UPDATE eventstore.streams "
 			   "SET version = version + $2, updated_at = $3 "
 			   "WHERE stream_id = $1 "
 			   "RETURNING partition_key, bucket, version",
 			   3, lock_types);
-	es_prepare(&create_plan,
+	EsKeptPlan(&create_plan,
 			   "INSERT INTO eventstore.streams "
 			   "(stream_id, partition_key, bucket, version, created_at, updated_at) "
 			   "VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (stream_id) DO NOTHING",
@@ -736,7 +720,7 @@ es_correct_version(EsStream *stream, int64 version, TimestampTz now)
 	Datum		args[3];
 	int			rc;
 
-	es_prepare(&update_plan,
+	EsKeptPlan(&update_plan,
 			   "UPDATE eventstore.streams SET version = $2, updated_at = $3 "
 			   "WHERE stream_id = $1",
 			   3, types);

@@ -17,6 +17,7 @@
 #include "postgres.h"
 
 #include "access/transam.h"
+#include "executor/spi.h"
 #include "utils/snapshot.h"
 
 /* Partition keys hash into this many buckets; see hash.c. */
@@ -56,6 +57,11 @@ extern void EsCheckLoaded(void);
 extern int64 EsAllocatePositions(int count);
 extern void EsAdoptPositions(int64 highest);
 extern int64 EsHead(void);
+
+/* spi.c */
+extern SPIPlanPtr EsKeptPlan(SPIPlanPtr *cache, const char *sql, int nargs,
+							 Oid *argtypes);
+extern int64 EsStoredMax(void);
 
 /* guard.c */
 extern bool es_append_active;

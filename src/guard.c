@@ -25,7 +25,6 @@
 #include "commands/event_trigger.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
@@ -350,18 +349,11 @@ eventstore_guard_ddl(PG_FUNCTION_ARGS)
 Datum
 eventstore_adopt_positions(PG_FUNCTION_ARGS)
 {
-	bool		isnull;
-	Datum		highest;
+	int64		highest;
 
 	es_check_trigger(fcinfo);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	/* not read-only: the statement's own rows must be visible */
-	if (SPI_execute("SELECT max(insert_order) FROM eventstore.events", false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the highest stored position");
-	highest = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull)
-		EsAdoptPositions(DatumGetInt64(highest));
-	SPI_finish();
+	highest = EsStoredMax();
+	if (highest > 0)
+		EsAdoptPositions(highest);
 	return PointerGetDatum(NULL);
 }

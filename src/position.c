@@ -71,7 +71,6 @@
 #include "access/twophase.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -318,25 +317,6 @@ es_widen_xid(TransactionId xid)
 	return FullTransactionIdFromEpochAndXid(epoch, xid);
 }
 
-/* The highest position stored in eventstore.events, or 0. */
-static int64
-es_stored_max(void)
-{
-	int64		result = 0;
-	bool		isnull;
-	Datum		value;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT max(insert_order) FROM eventstore.events", false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the highest stored position");
-	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull)
-		result = DatumGetInt64(value);
-	SPI_finish();
-	return result;
-}
-
 /*
  * What seeding needs and may not do under the LWLock: a lock on the
  * sequence (so that no heavyweight lock is waited for under ours) and the
@@ -352,7 +332,7 @@ static void
 es_prepare_seed(EsSeedInput *input, Oid seq)
 {
 	LockRelationOid(seq, RowExclusiveLock);
-	input->stored_max = es_stored_max();
+	input->stored_max = EsStoredMax();
 	input->ready = true;
 }
 

@@ -46,22 +46,6 @@ static SPIPlanPtr read_backward_plan = NULL;
 PG_FUNCTION_INFO_V1(eventstore_read_all);
 PG_FUNCTION_INFO_V1(eventstore_read_stream);
 
-static SPIPlanPtr
-es_read_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
-{
-	if (*cache == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
-				 sql, SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		*cache = plan;
-	}
-	return *cache;
-}
-
 /*
  * Run a prepared query and send its rows to the function's result
  * tuplestore.  read_only follows the function's volatility: a volatile
@@ -152,7 +136,7 @@ eventstore_read_all(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	es_read_plan(&read_all_plan,
+	EsKeptPlan(&read_all_plan,
 				 "SELECT " ES_READ_COLUMNS " FROM eventstore.events "
 				 "WHERE insert_order OPERATOR(pg_catalog.>) $1 "
 				 "AND insert_order OPERATOR(pg_catalog.<=) $2 "
@@ -221,7 +205,7 @@ eventstore_read_stream(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	es_read_plan(&stream_bucket_plan,
+	EsKeptPlan(&stream_bucket_plan,
 				 "SELECT bucket FROM eventstore.streams "
 				 "WHERE stream_id OPERATOR(pg_catalog.=) $1",
 				 1, bucket_types);
@@ -237,14 +221,14 @@ eventstore_read_stream(PG_FUNCTION_ARGS)
 	bucket = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 						   &isnull);
 
-	es_read_plan(&read_forward_plan,
+	EsKeptPlan(&read_forward_plan,
 				 "SELECT " ES_READ_COLUMNS " FROM eventstore.events "
 				 "WHERE bucket OPERATOR(pg_catalog.=) $1 "
 				 "AND stream_id OPERATOR(pg_catalog.=) $2 "
 				 "AND stream_order OPERATOR(pg_catalog.>=) $3 "
 				 "ORDER BY stream_order LIMIT $4",
 				 4, types);
-	es_read_plan(&read_backward_plan,
+	EsKeptPlan(&read_backward_plan,
 				 "SELECT " ES_READ_COLUMNS " FROM eventstore.events "
 				 "WHERE bucket OPERATOR(pg_catalog.=) $1 "
 				 "AND stream_id OPERATOR(pg_catalog.=) $2 "

@@ -34,20 +34,10 @@
 use strict;
 use warnings;
 
-use File::Basename qw(dirname);
 
-BEGIN
-{
-	# Allow running under plain prove: find the server binaries and
-	# pg_regress (which Cluster::init calls) from pg_config.
-	my $pg_config = $ENV{PG_CONFIG} // 'pg_config';
-	my $bindir = `$pg_config --bindir`;
-	my $pgxs = `$pg_config --pgxs`;
-	chomp($bindir, $pgxs);
-	$ENV{PATH} = "$bindir:$ENV{PATH}" if $bindir;
-	$ENV{PG_REGRESS} //= dirname($pgxs) . '/../test/regress/pg_regress'
-	  if $pgxs;
-}
+use FindBin;
+use lib $FindBin::RealBin;
+use EsEnv;
 
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
