@@ -149,54 +149,45 @@ suite_build() {
 	suite_end 1 0
 }
 
-suite_regress() {
-	local tests=() f out=$ES_WORK/regress.out rc counts
-	suite_begin "2/6 pg_regress"
-	for f in "$ES_WORK"/src/sql/*.sql; do
-		[ -e "$f" ] && tests+=("$(basename "$f" .sql)")
+# One pg_regress-style suite: run_regress_suite TITLE RUNNER INPUTDIR
+# OUTPUTDIR DATABASE EXTENSION, for the tests INPUTDIR/{sql,specs}/*.EXTENSION.
+run_regress_suite() {
+	local title=$1 runner=$2 inputdir=$3 outputdir=$4 db=$5 ext=$6
+	local subdir=sql tests=() f out rc counts
+	[ "$ext" = spec ] && subdir=specs
+	out=$ES_WORK/$db.out
+	suite_begin "$title"
+	for f in "$ES_WORK/src/$inputdir/$subdir"/*."$ext"; do
+		[ -e "$f" ] && tests+=("$(basename "$f" ."$ext")")
 	done
 	if [ ${#tests[@]} -eq 0 ]; then
-		suite_skip "no sql/*.sql"
+		suite_skip "no $inputdir/$subdir/*.$ext"
 		return
 	fi
-	run_pg 600 "$PGXS_DIR/src/test/regress/pg_regress" \
-		--inputdir=. --outputdir=. --bindir="$PG_BINDIR" \
+	run_pg 600 "$runner" \
+		--inputdir="$inputdir" --outputdir="$outputdir" --bindir="$PG_BINDIR" \
 		--host="$PGHOST" --port="$PGPORT" \
-		--load-extension=eventstore --dbname=contrib_regression \
+		--load-extension=eventstore --dbname="$db" \
 		"${tests[@]}" >"$out" 2>&1
 	rc=$?
 	indent <"$out"
-	if [ -s "$ES_WORK/src/regression.diffs" ]; then
-		echo "   regression.diffs (first 200 lines):"
-		head -n 200 "$ES_WORK/src/regression.diffs" | indent
+	if [ -s "$ES_WORK/src/$outputdir/regression.diffs" ]; then
+		echo "   $outputdir/regression.diffs (first 200 lines):"
+		head -n 200 "$ES_WORK/src/$outputdir/regression.diffs" | indent
 	fi
 	counts=$(es_count_regress "$out")
 	suite_end ${counts% *} ${counts#* } "$rc"
 }
 
+suite_regress() {
+	run_regress_suite "2/6 pg_regress" "$PGXS_DIR/src/test/regress/pg_regress" \
+		. . contrib_regression sql
+}
+
 suite_isolation() {
-	local specs=() f out=$ES_WORK/isolation.out rc counts
-	suite_begin "3/6 isolation"
-	for f in "$ES_WORK"/src/test/isolation/specs/*.spec; do
-		[ -e "$f" ] && specs+=("$(basename "$f" .spec)")
-	done
-	if [ ${#specs[@]} -eq 0 ]; then
-		suite_skip "no test/isolation/specs/*.spec"
-		return
-	fi
-	run_pg 600 "$PGXS_DIR/src/test/isolation/pg_isolation_regress" \
-		--inputdir=test/isolation --outputdir=output_iso --bindir="$PG_BINDIR" \
-		--host="$PGHOST" --port="$PGPORT" \
-		--load-extension=eventstore --dbname=isolation_regression \
-		"${specs[@]}" >"$out" 2>&1
-	rc=$?
-	indent <"$out"
-	if [ -s "$ES_WORK/src/output_iso/regression.diffs" ]; then
-		echo "   output_iso/regression.diffs (first 200 lines):"
-		head -n 200 "$ES_WORK/src/output_iso/regression.diffs" | indent
-	fi
-	counts=$(es_count_regress "$out")
-	suite_end ${counts% *} ${counts#* } "$rc"
+	run_regress_suite "3/6 isolation" \
+		"$PGXS_DIR/src/test/isolation/pg_isolation_regress" \
+		test/isolation output_iso isolation_regression spec
 }
 
 suite_pgtap() {

@@ -14,7 +14,7 @@
  *		stores, appended round-robin (event 1 of every stream, then event 2,
  *		...) so that a stream's events are spread over the table as they
  *		would be in a live system
- *	bench.catchup_es(target, page), bench.catchup_plain(target, page)
+ *	bench.catchup(source, target, page)
  *		W4: a consumer catching up from position 0, page by page
  *	bench.head_lag(seconds, interval_ms)
  *		W5: samples the head against the newest committed position
@@ -66,11 +66,18 @@ $$;
 /*
  * W4: read the global feed from position 0 in pages of `page` events until
  * `target` events were read or the feed ends, as a consumer would (every
- * row is fetched, the last position is remembered).  Returns the events
- * read, the seconds taken, and the median and 99th percentile of one page
- * call in milliseconds.  Timed with clock_timestamp() inside the server.
+ * row is fetched, the last position is remembered).  `source` is
+ *	es		eventstore.read_all(last, page)
+ *	events	a plain indexed range scan over the same table, eventstore.events
+ *			(no head: what read_all costs beyond the scan itself)
+ *	plain	the same range scan over plain.events by its identity key (one
+ *			unpartitioned table)
+ * Returns the events read, the seconds taken, and the median and 99th
+ * percentile of one page call in milliseconds.  Timed with clock_timestamp()
+ * inside the server.  Each source is a static query, so that its plan is
+ * cached as a consumer's would be.
  */
-CREATE FUNCTION bench.catchup_es(target bigint, page int DEFAULT 1000)
+CREATE FUNCTION bench.catchup(source text, target bigint, page int DEFAULT 1000)
 RETURNS TABLE (events bigint, seconds float8, p50_ms float8, p99_ms float8)
 LANGUAGE plpgsql VOLATILE
 AS $$
@@ -82,58 +89,40 @@ DECLARE
 	t1 timestamptz;
 	calls float8[] := '{}';
 BEGIN
+	IF source NOT IN ('es', 'events', 'plain') THEN
+		RAISE EXCEPTION 'unknown source "%"', source;
+	END IF;
 	events := 0;
 	t0 := clock_timestamp();
 	LOOP
 		t1 := clock_timestamp();
 		got := 0;
-		FOR r IN SELECT * FROM eventstore.read_all(last, page) LOOP
-			got := got + 1;
-			last := r.insert_order;
-		END LOOP;
+		IF source = 'es' THEN
+			FOR r IN SELECT * FROM eventstore.read_all(last, page) LOOP
+				got := got + 1;
+				last := r.insert_order;
+			END LOOP;
+		ELSIF source = 'events' THEN
+			FOR r IN SELECT * FROM eventstore.events e WHERE e.insert_order > last
+					  ORDER BY e.insert_order LIMIT page LOOP
+				got := got + 1;
+				last := r.insert_order;
+			END LOOP;
+		ELSE
+			FOR r IN SELECT * FROM plain.events e WHERE e.id > last
+					  ORDER BY e.id LIMIT page LOOP
+				got := got + 1;
+				last := r.id;
+			END LOOP;
+		END IF;
 		EXIT WHEN got = 0;
 		calls := calls || extract(epoch FROM clock_timestamp() - t1)::float8 * 1000;
 		events := events + got;
 		EXIT WHEN events >= target;
 	END LOOP;
 	seconds := extract(epoch FROM clock_timestamp() - t0);
-	SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY c),
-		   percentile_disc(0.99) WITHIN GROUP (ORDER BY c)
-	  INTO p50_ms, p99_ms FROM unnest(calls) c;
-	RETURN NEXT;
-END
-$$;
-
-/* W4's baseline: the same loop over plain.events by its identity key. */
-CREATE FUNCTION bench.catchup_plain(target bigint, page int DEFAULT 1000)
-RETURNS TABLE (events bigint, seconds float8, p50_ms float8, p99_ms float8)
-LANGUAGE plpgsql VOLATILE
-AS $$
-DECLARE
-	last bigint := 0;
-	got int;
-	r record;
-	t0 timestamptz;
-	t1 timestamptz;
-	calls float8[] := '{}';
-BEGIN
-	events := 0;
-	t0 := clock_timestamp();
-	LOOP
-		t1 := clock_timestamp();
-		got := 0;
-		FOR r IN SELECT * FROM plain.events e WHERE e.id > last ORDER BY e.id LIMIT page LOOP
-			got := got + 1;
-			last := r.id;
-		END LOOP;
-		EXIT WHEN got = 0;
-		calls := calls || extract(epoch FROM clock_timestamp() - t1)::float8 * 1000;
-		events := events + got;
-		EXIT WHEN events >= target;
-	END LOOP;
-	seconds := extract(epoch FROM clock_timestamp() - t0);
-	SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY c),
-		   percentile_disc(0.99) WITHIN GROUP (ORDER BY c)
+	SELECT round(percentile_disc(0.5) WITHIN GROUP (ORDER BY c)::numeric, 3),
+		   round(percentile_disc(0.99) WITHIN GROUP (ORDER BY c)::numeric, 3)
 	  INTO p50_ms, p99_ms FROM unnest(calls) c;
 	RETURN NEXT;
 END
@@ -195,9 +184,9 @@ BEGIN
 	SELECT (SELECT count(*)::int FROM s),
 		   count(l.lag)::int,
 		   (count(*) - count(l.lag))::int,
-		   percentile_disc(0.5) WITHIN GROUP (ORDER BY l.lag),
-		   percentile_disc(0.99) WITHIN GROUP (ORDER BY l.lag),
-		   max(l.lag)
+		   round(percentile_disc(0.5) WITHIN GROUP (ORDER BY l.lag)::numeric, 1)::float8,
+		   round(percentile_disc(0.99) WITHIN GROUP (ORDER BY l.lag)::numeric, 1)::float8,
+		   round(max(l.lag)::numeric, 1)::float8
 	  FROM lags l;
 END
 $$;

@@ -12,9 +12,13 @@
 #   - WAL: pg_stat_wal.wal_bytes before and after the run, read once every
 #     pgbench backend has exited (an exiting backend flushes its WAL
 #     counters first), divided by the events of the run; the difference of
-#     pg_current_wal_lsn() is kept beside it as a cross-check.  Both are
-#     cluster-wide: nothing else runs, except autovacuum and checkpoints,
-#     which do count.
+#     pg_current_wal_lsn() and of wal_fpi (full-page images) are kept
+#     beside it.  All are cluster-wide: nothing else runs, except
+#     autovacuum, which does count.
+#   - every measured run starts with a CHECKPOINT (bench_pre_run), so no
+#     run inherits an earlier run's checkpoint, and each pays the
+#     full-page images of the pages it is first to touch: WAL per event
+#     includes them, and is higher in short runs.
 #
 # Each measurement becomes one line of $BENCH_RAW (CSV, header in
 # BENCH_RAW_HEADER), aggregated at the end by test/bench/report.sql.
@@ -23,7 +27,9 @@
 #   bq DB SQL...            psql -At as postgres, ON_ERROR_STOP
 #   bench_log MSG           progress line on stderr
 #   bench_wait_idle         wait until no pgbench backend is left
-#   bench_wal               "wal_bytes lsn_bytes" of the cluster now
+#   bench_wal               "wal_bytes lsn_bytes wal_fpi" of the cluster now
+#   bench_wal_delta N A B   field N of bench_wal result B minus that of A
+#   bench_pre_run           wait for idle, CHECKPOINT (see above)
 #   bench_pgbench DB CLIENTS SCRIPT EVENTS_PER_TXN [PGBENCH ARGS...]
 #                           one pgbench run of BENCH_SECONDS; sets R_* below
 #   bench_psql_timed DB SQL run SQL returning "events|seconds|p50|p99";
@@ -31,14 +37,15 @@
 #   bench_record WORKLOAD CLIENTS VARIANT REP BASELINE ALT_BASELINES
 #                           append R_* as one line to $BENCH_RAW
 
-BENCH_RAW_HEADER="seq,workload,clients,variant,rep,transactions,events,seconds,events_per_s,p50_ms,p99_ms,wal_bytes,lsn_bytes,baseline,alt_baselines,conflicts,lag_p50_ms,lag_p99_ms,lag_max_ms,lag_unresolved,failed,note"
+BENCH_RAW_HEADER="seq,workload,clients,variant,rep,transactions,events,seconds,events_per_s,p50_ms,p99_ms,wal_bytes,lsn_bytes,wal_fpi,baseline,alt_baselines,conflicts,lag_p50_ms,lag_p99_ms,lag_max_ms,lag_unresolved,lag_samples,lag_commits,failed,note"
 BENCH_SEQ=0
 BENCH_FAILURES=0
 
 bq() {
 	local db=$1
 	shift
-	es_as_pg psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" "$@"
+	es_as_pg PGOPTIONS="-c client_min_messages=warning" \
+		psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" "$@"
 }
 
 bench_log() {
@@ -55,8 +62,29 @@ bench_wait_idle() {
 	bench_log "warning: pgbench backends still there after 30 s"
 }
 
+# "wal_bytes lsn_bytes wal_fpi" of the cluster now.
 bench_wal() {
-	bq postgres -F ' ' -c "SELECT wal_bytes, pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint FROM pg_stat_wal"
+	bq postgres -F ' ' -c "SELECT wal_bytes, pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, wal_fpi
+	                        FROM pg_stat_wal"
+}
+
+# The difference of field N (1-3) between two bench_wal results.
+bench_wal_delta() {
+	local n=$1 a b
+	read -r -a a <<<"$2"
+	read -r -a b <<<"$3"
+	echo $((b[n - 1] - a[n - 1]))
+}
+
+# Before every measured run: a checkpoint, so that every run starts from
+# the same state (no checkpoint of an earlier run's writes running under
+# it) and pays the full-page images of the pages it touches first.
+# BENCH_SKIP_CHECKPOINT=1 when the caller took it already.
+bench_pre_run() {
+	bench_wait_idle
+	if [ "${BENCH_SKIP_CHECKPOINT:-0}" != 1 ]; then
+		bq postgres -c "CHECKPOINT" || bench_log "warning: CHECKPOINT failed"
+	fi
 }
 
 # Nearest-rank percentile P (0..1) of a file of sorted numbers, divided by DIV.
@@ -71,8 +99,9 @@ bench_percentile() {
 
 # Results of the last measurement.
 bench_reset_result() {
-	R_TXNS=0 R_EVENTS=0 R_SECONDS=0 R_EPS=0 R_P50="" R_P99="" R_WAL=0 R_LSN=0
+	R_TXNS=0 R_EVENTS=0 R_SECONDS=0 R_EPS=0 R_P50="" R_P99="" R_WAL=0 R_LSN=0 R_FPI=0
 	R_CONFLICTS="" R_LAG_P50="" R_LAG_P99="" R_LAG_MAX="" R_LAG_UNRESOLVED=""
+	R_LAG_SAMPLES="" R_LAG_COMMITS=""
 	R_FAILED=0 R_NOTE=""
 }
 
@@ -99,7 +128,7 @@ bench_pgbench() {
 	err=$prefix.err
 	sorted=$prefix.sorted
 
-	bench_wait_idle
+	bench_pre_run
 	w0=$(bench_wal)
 	es_as_pg_wait pgbench -n -M prepared -c "$clients" -j "$jobs" "${duration[@]}" \
 		-l --log-prefix="$prefix.log" \
@@ -115,14 +144,17 @@ bench_pgbench() {
 	R_EPS=$(awk -v t="${R_EPS:-0}" -v k="$per_txn" 'BEGIN { printf "%.1f", t * k }')
 	R_EVENTS=$((R_TXNS * per_txn))
 	R_SECONDS=$(awk -v e="$R_EVENTS" -v r="$R_EPS" 'BEGIN { if (r > 0) printf "%.3f", e / r; else print 0 }')
-	R_WAL=$((${w1% *} - ${w0% *}))
-	R_LSN=$((${w1#* } - ${w0#* }))
+	R_WAL=$(bench_wal_delta 1 "$w0" "$w1")
+	R_LSN=$(bench_wal_delta 2 "$w0" "$w1")
+	R_FPI=$(bench_wal_delta 3 "$w0" "$w1")
 
 	# column 3 of pgbench's log: the transaction's latency in microseconds
 	cat "$prefix".log.* 2>/dev/null | awk '{ print $3 }' | sort -n >"$sorted"
 	R_P50=$(bench_percentile "$sorted" 0.50 1000)
 	R_P99=$(bench_percentile "$sorted" 0.99 1000)
-	R_CONFLICTS=$(awk '/bench conflicts: [0-9]+/ { n += $NF } END { print n + 0 }' "$err")
+	case $script in
+		w7_*) R_CONFLICTS=$(awk '/bench conflicts: [0-9]+/ { n += $NF } END { print n + 0 }' "$err") ;;
+	esac
 
 	local failed
 	failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
@@ -144,7 +176,7 @@ bench_pgbench() {
 bench_psql_timed() {
 	local db=$1 sql=$2 w0 w1 row rc
 	bench_reset_result
-	bench_wait_idle
+	bench_pre_run
 	w0=$(bench_wal)
 	row=$(printf '%s\n' "$sql" | bq "$db" -f - 2>"$BENCH_LOGS/psql.err")
 	rc=$?
@@ -161,8 +193,9 @@ bench_psql_timed() {
 	IFS='|' read -r R_EVENTS R_SECONDS R_P50 R_P99 <<<"$row"
 	R_TXNS=1
 	R_EPS=$(awk -v e="$R_EVENTS" -v s="$R_SECONDS" 'BEGIN { if (s > 0) printf "%.1f", e / s; else print 0 }')
-	R_WAL=$((${w1% *} - ${w0% *}))
-	R_LSN=$((${w1#* } - ${w0#* }))
+	R_WAL=$(bench_wal_delta 1 "$w0" "$w1")
+	R_LSN=$(bench_wal_delta 2 "$w0" "$w1")
+	R_FPI=$(bench_wal_delta 3 "$w0" "$w1")
 }
 
 # bench_record WORKLOAD CLIENTS VARIANT REP BASELINE ALT_BASELINES
@@ -172,11 +205,11 @@ bench_psql_timed() {
 bench_record() {
 	local workload=$1 clients=$2 variant=$3 rep=$4 baseline=$5 alts=$6
 	BENCH_SEQ=$((BENCH_SEQ + 1))
-	printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,"%s"\n' \
+	printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,"%s"\n' \
 		"$BENCH_SEQ" "$workload" "$clients" "$variant" "$rep" "$R_TXNS" "$R_EVENTS" \
-		"$R_SECONDS" "$R_EPS" "$R_P50" "$R_P99" "$R_WAL" "$R_LSN" "$baseline" "$alts" \
+		"$R_SECONDS" "$R_EPS" "$R_P50" "$R_P99" "$R_WAL" "$R_LSN" "$R_FPI" "$baseline" "$alts" \
 		"$R_CONFLICTS" "$R_LAG_P50" "$R_LAG_P99" "$R_LAG_MAX" "$R_LAG_UNRESOLVED" \
-		"$R_FAILED" "${R_NOTE//\"/\'}" >>"$BENCH_RAW"
+		"$R_LAG_SAMPLES" "$R_LAG_COMMITS" "$R_FAILED" "${R_NOTE//\"/\'}" >>"$BENCH_RAW"
 	local extra=""
 	[ -n "$R_CONFLICTS" ] && [ "$R_CONFLICTS" != 0 ] && extra+=" conflicts=$R_CONFLICTS"
 	[ -n "$R_LAG_P99" ] && extra+=" head-lag p50/p99/max=$R_LAG_P50/$R_LAG_P99/$R_LAG_MAX ms"

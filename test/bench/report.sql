@@ -5,7 +5,9 @@
  *		markdown table.
  *
  * psql variables: raw (the raw CSV, one line per repetition), csv and md
- * (the files to write).  Runs in temporary tables of any database.
+ * (the files to write).  Runs in temporary tables of any database, as a
+ * superuser: the CSV files are read and written by the server (psql's
+ * \copy does not expand variables).
  *
  * Per cell: the median over its repetitions of events/s, of p50, of p99
  * and of WAL bytes per event; the ratio of its median events/s to that of
@@ -29,6 +31,7 @@ CREATE TEMP TABLE raw (
 	p99_ms			float8,
 	wal_bytes		bigint,
 	lsn_bytes		bigint,
+	wal_fpi			bigint,
 	baseline		text,
 	alt_baselines	text,
 	conflicts		bigint,
@@ -36,10 +39,12 @@ CREATE TEMP TABLE raw (
 	lag_p99_ms		float8,
 	lag_max_ms		float8,
 	lag_unresolved	int,
+	lag_samples		int,
+	lag_commits		int,
 	failed			int,
 	note			text
 );
-\copy raw FROM :'raw' WITH (FORMAT csv, HEADER true)
+COPY raw FROM :'raw' WITH (FORMAT csv, HEADER true);
 
 CREATE TEMP TABLE cell AS
 SELECT workload, clients, variant,
@@ -50,6 +55,7 @@ SELECT workload, clients, variant,
 	   percentile_cont(0.5) WITHIN GROUP (ORDER BY p99_ms) AS p99_ms,
 	   percentile_cont(0.5) WITHIN GROUP (ORDER BY wal_bytes::float8 / nullif(events, 0)) AS wal_per_event,
 	   percentile_cont(0.5) WITHIN GROUP (ORDER BY lsn_bytes::float8 / nullif(events, 0)) AS lsn_per_event,
+	   percentile_cont(0.5) WITHIN GROUP (ORDER BY wal_fpi::float8 / nullif(events, 0)) AS fpi_per_event,
 	   max(baseline) AS baseline,
 	   max(alt_baselines) AS alt_baselines,
 	   sum(conflicts)::float8 / nullif(sum(conflicts) + sum(transactions), 0) AS conflict_rate,
@@ -58,6 +64,8 @@ SELECT workload, clients, variant,
 	   percentile_cont(0.5) WITHIN GROUP (ORDER BY lag_p99_ms) AS lag_p99_ms,
 	   max(lag_max_ms) AS lag_max_ms,
 	   sum(lag_unresolved) AS lag_unresolved,
+	   sum(lag_samples) AS lag_samples,
+	   sum(lag_commits) AS lag_commits,
 	   sum(failed) AS failed,
 	   string_agg(DISTINCT nullif(note, ''), '; ') AS note
   FROM raw
@@ -80,7 +88,7 @@ SELECT c.seq, c.workload, c.clients, c.variant, c.reps,
 				 THEN ' (' || split_part(c.baseline, '/', 1) || ', c=' || split_part(c.baseline, '/', 3) || ')'
 				 ELSE '' END
 	   END AS baseline,
-	   c.wal_per_event, c.lsn_per_event,
+	   c.wal_per_event, c.lsn_per_event, c.fpi_per_event,
 	   c.conflict_rate, c.lag_p50_ms, c.lag_p99_ms, c.lag_max_ms,
 	   c.failed,
 	   concat_ws('; ',
@@ -92,18 +100,20 @@ SELECT c.seq, c.workload, c.clients, c.variant, c.reps,
 				format('conflict rate %s%% (%s conflicts)',
 					   to_char(100 * c.conflict_rate, 'FM990.0'), c.conflicts) END,
 			CASE WHEN c.lag_p50_ms IS NOT NULL THEN
-				format('head lag p50 %s ms, p99 %s ms, max %s ms%s',
+				format('head lag p50 %s ms, p99 %s ms, max %s ms over %s commits seen in %s samples%s (target p99 < 50 ms: %s)',
 					   round(c.lag_p50_ms::numeric, 1), round(c.lag_p99_ms::numeric, 1),
-					   round(c.lag_max_ms::numeric, 1),
+					   round(c.lag_max_ms::numeric, 1), c.lag_commits, c.lag_samples,
 					   CASE WHEN c.lag_unresolved > 0
-							THEN format(', %s unresolved', c.lag_unresolved) ELSE '' END) END,
+							THEN format(', %s unresolved', c.lag_unresolved) ELSE '' END,
+					   CASE WHEN c.lag_p99_ms < 50 AND coalesce(c.lag_unresolved, 0) = 0
+							THEN 'met' ELSE 'NOT met' END) END,
 			CASE WHEN c.failed > 0 THEN format('FAILED in %s of %s runs', c.failed, c.reps) END,
 			c.note,
 			CASE WHEN c.reps > 1 THEN format('median of %s', c.reps) END) AS notes
   FROM cell c
   LEFT JOIN ref b ON b.name = c.baseline;
 
-\copy (SELECT workload, clients, variant, reps, round(events_per_s::numeric, 1) AS events_per_s, round(p50_ms::numeric, 3) AS p50_ms, round(p99_ms::numeric, 3) AS p99_ms, round(ratio::numeric, 3) AS ratio, baseline, round(wal_per_event::numeric, 1) AS wal_bytes_per_event, round(lsn_per_event::numeric, 1) AS wal_lsn_bytes_per_event, round(conflict_rate::numeric, 4) AS conflict_rate, round(lag_p50_ms::numeric, 1) AS head_lag_p50_ms, round(lag_p99_ms::numeric, 1) AS head_lag_p99_ms, round(lag_max_ms::numeric, 1) AS head_lag_max_ms, failed, notes FROM result ORDER BY seq) TO :'csv' WITH (FORMAT csv, HEADER true)
+COPY (SELECT workload, clients, variant, reps, round(events_per_s::numeric, 1) AS events_per_s, round(p50_ms::numeric, 3) AS p50_ms, round(p99_ms::numeric, 3) AS p99_ms, round(ratio::numeric, 3) AS ratio, baseline, round(wal_per_event::numeric, 1) AS wal_bytes_per_event, round(lsn_per_event::numeric, 1) AS wal_lsn_bytes_per_event, round(fpi_per_event::numeric, 4) AS full_page_images_per_event, round(conflict_rate::numeric, 4) AS conflict_rate, round(lag_p50_ms::numeric, 1) AS head_lag_p50_ms, round(lag_p99_ms::numeric, 1) AS head_lag_p99_ms, round(lag_max_ms::numeric, 1) AS head_lag_max_ms, failed, notes FROM result ORDER BY seq) TO :'csv' WITH (FORMAT csv, HEADER true);
 
 /* Numbers for people: three significant digits, at least integers for rates. */
 CREATE FUNCTION pg_temp.fmt(x float8) RETURNS text
