@@ -71,16 +71,7 @@ is($node->safe_psql('src', 'SELECT count(*) FROM eventstore.streams'),
 
 # Everything that must survive, as one digest per aspect.
 my %digest = (
-	events => q{
-		SELECT md5(string_agg(e::text, E'\n' ORDER BY insert_order))
-		  FROM eventstore.events e},
-	placement => q{
-		SELECT md5(string_agg(format('%s %s %s', tableoid::regclass, bucket, insert_order),
-							  E'\n' ORDER BY insert_order))
-		  FROM eventstore.events},
-	streams => q{
-		SELECT md5(string_agg(s::text, E'\n' ORDER BY stream_id))
-		  FROM eventstore.streams s},
+	%EsEnv::log_digest,
 	feed => q{
 		SELECT md5(string_agg(r::text, E'\n' ORDER BY insert_order))
 		  FROM eventstore.read_all(0, 100000) r},

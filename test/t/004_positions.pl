@@ -73,16 +73,7 @@ sub max_of
 
 # Everything of the log, as digests (see 002_dump_restore.pl).
 my %digest = (
-	events => q{
-		SELECT md5(string_agg(e::text, E'\n' ORDER BY insert_order))
-		  FROM eventstore.events e},
-	placement => q{
-		SELECT md5(string_agg(format('%s %s %s', tableoid::regclass, bucket, insert_order),
-							  E'\n' ORDER BY insert_order))
-		  FROM eventstore.events},
-	streams => q{
-		SELECT md5(string_agg(s::text, E'\n' ORDER BY stream_id))
-		  FROM eventstore.streams s},
+	%EsEnv::log_digest,
 	position_blocks => q{
 		SELECT last_value FROM eventstore.position_blocks},);
 
@@ -224,13 +215,7 @@ is($b_distinct, $b_count - 1, 'b: every other insert_order is unique');
 $node->safe_psql('b', q{
 	CREATE TABLE feed AS
 		SELECT insert_order, event_id FROM eventstore.read_all(0, 1000000)});
-is( $node->safe_psql('b', q{
-		SELECT count(*) FROM (
-			(SELECT insert_order, event_id FROM eventstore.events
-			 EXCEPT ALL SELECT insert_order, event_id FROM feed)
-			UNION ALL
-			(SELECT insert_order, event_id FROM feed
-			 EXCEPT ALL SELECT insert_order, event_id FROM eventstore.events)) d}),
+is( $node->safe_psql('b', $EsEnv::feed_difference),
 	0,
 	'b: read_all(0) returns every event of b exactly once');
 is( $node->safe_psql('b', q{
