@@ -416,46 +416,30 @@ es_reserve(EsDatabase *db, Oid seq, int count)
 }
 
 /*
- * EsAllocatePositions
- *		Hand count contiguous positions to the current transaction and return
- *		the first.  They stay open, holding the head back, until the top-level
- *		transaction ends.
+ * Lock this database's state exclusively, seeded, and with count positions
+ * from next on reserved (count may be 0).  Returns with the lock held.
  */
-int64
-EsAllocatePositions(int count)
+static EsDatabase *
+es_lock_database(Oid seq, int count)
 {
-	FullTransactionId xid = GetTopFullTransactionId();
-	Oid			seq;
 	EsSeedInput input = {0};
 	EsDatabase *db;
-	EsSlot	   *slot;
-	int64		first;
 
-	Assert(count > 0);
-	EsCheckLoaded();
-
-	/* exit callbacks are not inherited from the postmaster: register here */
-	if (!exit_callback_registered)
-	{
-		before_shmem_exit(es_shmem_exit, (Datum) 0);
-		exit_callback_registered = true;
-	}
-
-	seq = es_blocks_sequence();
 	for (;;)
 	{
 		LWLockAcquire(es_shared->lock, LW_EXCLUSIVE);
 		db = es_my_database();
 		es_check_sequence(db, seq);
 		if (db->seeded && db->next + count - 1 <= db->reserved_end)
-			break;
+			return db;
 		if (input.ready)
 		{
 			/* we hold the sequence's lock: safe to work on it under ours */
 			if (!db->seeded)
 				es_seed(db, seq, &input);
-			es_reserve(db, seq, count);
-			break;
+			if (count > 0)
+				es_reserve(db, seq, count);
+			return db;
 		}
 
 		/*
@@ -465,22 +449,62 @@ EsAllocatePositions(int count)
 		LWLockRelease(es_shared->lock);
 		es_prepare_seed(&input, seq);
 	}
+}
 
-	first = db->next;
-	db->next += count;
+/*
+ * Record in this backend's slot that its transaction holds positions from
+ * lowest on, unless it already holds lower ones.  Caller holds the lock
+ * exclusively, and has registered the exit callback.
+ */
+static void
+es_hold_positions(int64 lowest, FullTransactionId xid)
+{
+	EsSlot	   *slot = &es_shared->slots[ES_MY_SLOT()];
 
-	slot = &es_shared->slots[ES_MY_SLOT()];
 	if (slot->lowest == 0)
 	{
 		slot->db = my_db;
 		slot->pid = MyProcPid;
-		slot->lowest = first;
+		slot->lowest = lowest;
 		slot->xid = xid;
 		slot->xact_start = GetCurrentTransactionStartTimestamp();
 	}
-	LWLockRelease(es_shared->lock);
-
 	xact_holds_positions = true;
+}
+
+/* Exit callbacks are not inherited from the postmaster: register here. */
+static void
+es_register_exit_callback(void)
+{
+	if (!exit_callback_registered)
+	{
+		before_shmem_exit(es_shmem_exit, (Datum) 0);
+		exit_callback_registered = true;
+	}
+}
+
+/*
+ * EsAllocatePositions
+ *		Hand count contiguous positions to the current transaction and return
+ *		the first.  They stay open, holding the head back, until the top-level
+ *		transaction ends.
+ */
+int64
+EsAllocatePositions(int count)
+{
+	FullTransactionId xid = GetTopFullTransactionId();
+	EsDatabase *db;
+	int64		first;
+
+	Assert(count > 0);
+	EsCheckLoaded();
+	es_register_exit_callback();
+
+	db = es_lock_database(es_blocks_sequence(), count);
+	first = db->next;
+	db->next += count;
+	es_hold_positions(first, xid);
+	LWLockRelease(es_shared->lock);
 	return first;
 }
 
@@ -496,51 +520,19 @@ void
 EsAdoptPositions(int64 highest)
 {
 	FullTransactionId xid = GetTopFullTransactionId();
-	Oid			seq = es_blocks_sequence();
-	EsSeedInput input = {0};
 	EsDatabase *db;
-	EsSlot	   *slot;
 
 	EsCheckLoaded();
-	if (!exit_callback_registered)
-	{
-		before_shmem_exit(es_shmem_exit, (Datum) 0);
-		exit_callback_registered = true;
-	}
+	es_register_exit_callback();
 
-	for (;;)
-	{
-		LWLockAcquire(es_shared->lock, LW_EXCLUSIVE);
-		db = es_my_database();
-		es_check_sequence(db, seq);
-		if (db->seeded)
-			break;
-		if (input.ready)
-		{
-			es_seed(db, seq, &input);
-			break;
-		}
-		LWLockRelease(es_shared->lock);
-		es_prepare_seed(&input, seq);
-	}
-
-	slot = &es_shared->slots[ES_MY_SLOT()];
-	if (slot->lowest == 0)
-	{
-		slot->db = my_db;
-		slot->pid = MyProcPid;
-		slot->lowest = db->next;
-		slot->xid = xid;
-		slot->xact_start = GetCurrentTransactionStartTimestamp();
-	}
+	db = es_lock_database(es_blocks_sequence(), 0);
+	es_hold_positions(db->next, xid);
 	if (highest >= db->next)
 	{
 		db->next = highest + 1;
 		db->reserved_end = db->next - 1;
 	}
 	LWLockRelease(es_shared->lock);
-
-	xact_holds_positions = true;
 }
 
 /*
