@@ -90,6 +90,15 @@ SELECT * FROM eventstore.read_all(-1);
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM eventstore.read_all(0, 0);
 \echo :LAST_ERROR_SQLSTATE
+SELECT eventstore.open_feed(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT eventstore.open_feed(-1);
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SELECT eventstore.open_feed(0, 'twice');
+SELECT eventstore.open_feed(0, 'twice');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
 SELECT * FROM eventstore.read_stream(NULL);
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM eventstore.read_stream('order-1', 0);

@@ -33,6 +33,51 @@ SELECT insert_order, stream_id, stream_order, event_type, schema_version, data,
   FROM eventstore.read_all(0, 4);
 SELECT count(*) FROM eventstore.read_all(eventstore.head(), 10);
 
+-- open_feed: a cursor over the same rows as read_all, up to the head
+BEGIN;
+SELECT eventstore.open_feed(0, 'feed');
+CREATE TEMP TABLE fed (n serial, insert_order bigint, stream_id text, stream_order bigint);
+DO $$
+DECLARE
+	feed refcursor := 'feed';
+	r record;
+BEGIN
+	LOOP
+		FETCH feed INTO r;
+		EXIT WHEN NOT FOUND;
+		INSERT INTO fed (insert_order, stream_id, stream_order)
+			VALUES (r.insert_order, r.stream_id, r.stream_order);
+	END LOOP;
+END
+$$;
+SELECT count(*) AS fed, bool_and(f.insert_order = a.insert_order
+								 AND f.stream_id = a.stream_id
+								 AND f.stream_order = a.stream_order) AS same_rows
+  FROM fed f
+  FULL JOIN (SELECT row_number() OVER (ORDER BY insert_order) AS n, *
+			   FROM eventstore.read_all(0, 1000000)) a ON a.n = f.n;
+CLOSE feed;
+-- after a position, with a name chosen by the server; at the head it is empty
+CREATE FUNCTION pg_temp.fetched(c refcursor) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+	n bigint := 0;
+	r record;
+BEGIN
+	LOOP
+		FETCH c INTO r;
+		EXIT WHEN NOT FOUND;
+		n := n + 1;
+	END LOOP;
+	RETURN n;
+END
+$$;
+SELECT eventstore.open_feed((SELECT insert_order FROM eventstore.events
+							 ORDER BY insert_order DESC OFFSET 2 LIMIT 1)) AS cursor_name \gset
+SELECT :'cursor_name' LIKE '<unnamed portal %>' AS server_named,
+	   pg_temp.fetched(:'cursor_name') AS fetched;
+SELECT pg_temp.fetched(eventstore.open_feed(eventstore.head())) AS fetched_at_head;
+COMMIT;
+
 -- read_stream: forwards, from a version, limited, backwards
 SELECT stream_order, event_type FROM eventstore.read_stream('order-3');
 SELECT stream_order, event_type FROM eventstore.read_stream('order-3', 3);

@@ -9,6 +9,10 @@
  * REPEATABLE READ and SERIALIZABLE the head is that of the transaction
  * snapshot, so the same holds for the transaction's reads.
  *
+ * eventstore.open_feed does the same for a cursor: the head first, then
+ * the cursor's snapshot when it opens.  Its rows stream from the scan as
+ * they are fetched; a set-returning function's rows are collected first.
+ *
  * eventstore.read_stream looks the stream's bucket up first and passes it
  * to the events query, so that only the stream's partition is scanned.
  * Appends to one stream commit in stream order (they queue on the stream's
@@ -39,11 +43,13 @@
 	"schema_version, data, metadata, recorded_at, partition_key"
 
 static SPIPlanPtr read_all_plan = NULL;
+static SPIPlanPtr open_feed_plan = NULL;
 static SPIPlanPtr stream_bucket_plan = NULL;
 static SPIPlanPtr read_forward_plan = NULL;
 static SPIPlanPtr read_backward_plan = NULL;
 
 PG_FUNCTION_INFO_V1(eventstore_read_all);
+PG_FUNCTION_INFO_V1(eventstore_open_feed);
 PG_FUNCTION_INFO_V1(eventstore_read_stream);
 
 /*
@@ -149,6 +155,66 @@ eventstore_read_all(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	PG_RETURN_VOID();
+}
+
+/*
+ * eventstore.open_feed(after_position bigint DEFAULT 0,
+ *						cursor_name text DEFAULT NULL)
+ * returns refcursor
+ *
+ * Opens a cursor over every committed event after after_position up to the
+ * head, in insert_order, and returns its name (cursor_name, or one chosen
+ * by the server).  The rows are those read_all would return page by page,
+ * but they stream from the scan as the caller fetches them instead of
+ * being collected per call: the way to replay a large log.  The cursor is
+ * the caller's to FETCH from and lives until CLOSE or the end of the
+ * transaction.  Errors: 22004 null after_position; 22023 negative
+ * after_position; 42P03 a cursor of that name exists; and those of
+ * eventstore.head().
+ */
+Datum
+eventstore_open_feed(PG_FUNCTION_ARGS)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2];
+	int64		after;
+	char	   *name = NULL;
+	Portal		portal;
+	text	   *result;
+
+	EsCheckLoaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("after_position must not be null")));
+	after = PG_GETARG_INT64(0);
+	if (after < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("after_position must not be negative")));
+	if (!PG_ARGISNULL(1))
+		name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	/* the head first; the cursor takes its snapshot when it opens */
+	values[0] = Int64GetDatum(after);
+	values[1] = Int64GetDatum(EsHead());
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	EsKeptPlan(&open_feed_plan,
+				 "SELECT " ES_READ_COLUMNS " FROM eventstore.events "
+				 "WHERE insert_order OPERATOR(pg_catalog.>) $1 "
+				 "AND insert_order OPERATOR(pg_catalog.<=) $2 "
+				 "ORDER BY insert_order",
+				 2, types);
+	portal = SPI_cursor_open(name, open_feed_plan, values, NULL, false);
+	/* the portal outlives SPI; its name is copied out before SPI ends */
+	result = (text *) SPI_palloc(VARHDRSZ + strlen(portal->name));
+	SET_VARSIZE(result, VARHDRSZ + strlen(portal->name));
+	memcpy(VARDATA(result), portal->name, strlen(portal->name));
+	SPI_finish();
+
+	PG_RETURN_TEXT_P(result);
 }
 
 /*

@@ -32,6 +32,15 @@ LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED ROWS 1000;
 COMMENT ON FUNCTION eventstore.read_all(bigint, integer) IS
 'committed events after a position in global order, up to the head; never skips an event';
 
+CREATE FUNCTION eventstore.open_feed(
+	after_position bigint DEFAULT 0,
+	cursor_name text DEFAULT NULL)
+RETURNS refcursor
+AS 'MODULE_PATHNAME', 'eventstore_open_feed'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION eventstore.open_feed(bigint, text) IS
+'a cursor over the committed events after a position up to the head, in global order: FETCH from it to replay a large log';
+
 CREATE FUNCTION eventstore.read_stream(
 	stream_id text,
 	from_stream_order bigint DEFAULT NULL,

@@ -26,6 +26,7 @@ GRANT EXECUTE ON FUNCTION
 	eventstore.bucket_of(text),
 	eventstore.head(),
 	eventstore.read_all(bigint, integer),
+	eventstore.open_feed(bigint, text),
 	eventstore.read_stream(text, bigint, integer, boolean),
 	eventstore.stream_version(text),
 	eventstore.open_appenders()

@@ -68,6 +68,8 @@ $$;
  * `target` events were read or the feed ends, as a consumer would (every
  * row is fetched, the last position is remembered).  `source` is
  *	es		eventstore.read_all(last, page)
+ *	feed	one cursor from eventstore.open_feed(0), fetched row by row;
+ *			a "page" is then `page` rows of it
  *	events	a plain indexed range scan over the same table, eventstore.events
  *			(no head: what read_all costs beyond the scan itself)
  *	plain	the same range scan over plain.events by its identity key (one
@@ -88,16 +90,27 @@ DECLARE
 	t0 timestamptz;
 	t1 timestamptz;
 	calls float8[] := '{}';
+	feed refcursor;
 BEGIN
-	IF source NOT IN ('es', 'events', 'plain') THEN
+	IF source NOT IN ('es', 'feed', 'events', 'plain') THEN
 		RAISE EXCEPTION 'unknown source "%"', source;
 	END IF;
 	events := 0;
 	t0 := clock_timestamp();
+	IF source = 'feed' THEN
+		feed := eventstore.open_feed(0);
+	END IF;
 	LOOP
 		t1 := clock_timestamp();
 		got := 0;
-		IF source = 'es' THEN
+		IF source = 'feed' THEN
+			FOR i IN 1 .. page LOOP
+				FETCH feed INTO r;
+				EXIT WHEN NOT FOUND;
+				got := got + 1;
+				last := r.insert_order;
+			END LOOP;
+		ELSIF source = 'es' THEN
 			FOR r IN SELECT * FROM eventstore.read_all(last, page) LOOP
 				got := got + 1;
 				last := r.insert_order;

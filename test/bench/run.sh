@@ -77,6 +77,14 @@
 #        PL/pgSQL loop) vs the same loop as a plain indexed range scan over
 #        the same table, eventstore.events ('events', the baseline), and
 #        over plain.events by id ('plain'); 1 client; p50/p99 are per page.
+#        es-feed: one eventstore.open_feed cursor fetched row by row in the
+#        same loop.  These run inside the server, so they show the server's
+#        cost alone.
+#   W4c  the same pages read by a client (pgbench, rows sent over the
+#        socket): read_all at a random page among the first BENCH_CATCHUP
+#        positions (es), 100 pages of FETCH 1000 from one open_feed cursor
+#        per transaction (es-feed), and the range scan over eventstore.events
+#        (events, the baseline); p50/p99 per transaction.
 #
 # Knobs (environment; defaults full / --quick):
 #   BENCH_SECONDS (10 / 2)   duration of one pgbench run
@@ -222,8 +230,30 @@ gen_scripts() {
 		-- W7 plain: one event to the hot stream as max(version) + 1, retried on unique violation
 		SELECT bench.plain_append_expected('hot', '$d1', '$m1');
 	EOF
+	# W4 from a client: one page of 1,000 at a random place in the first
+	# :pages thousand positions, the rows sent to pgbench
+	cat >"$BENCH_SCRIPTS/w4_es.sql" <<-EOF
+		-- W4 eventstore: one page of the global feed through read_all
+		\set p random(0, :pages - 1) * 1000
+		SELECT * FROM eventstore.read_all(:p, 1000);
+	EOF
+	cat >"$BENCH_SCRIPTS/w4_events.sql" <<-EOF
+		-- W4 baseline: the same page as a plain indexed range scan over eventstore.events
+		\set p random(0, :pages - 1) * 1000
+		SELECT $ES_W4_COLUMNS FROM eventstore.events WHERE insert_order > :p ORDER BY insert_order LIMIT 1000;
+	EOF
+	{
+		echo "-- W4 eventstore: 100 pages of 1,000 fetched from one open_feed cursor"
+		echo "\set p random(0, :pages - 100) * 1000"
+		echo "BEGIN;"
+		echo "SELECT eventstore.open_feed(:p, 'feed');"
+		for ((n = 0; n < 100; n++)); do echo "FETCH 1000 FROM feed;"; done
+		echo "COMMIT;"
+	} >"$BENCH_SCRIPTS/w4_feed.sql"
 	chown -R postgres: "$BENCH_WORK"
 }
+
+ES_W4_COLUMNS="insert_order, stream_id, stream_order, event_id, event_type, schema_version, data, metadata, recorded_at, partition_key"
 
 # eventstore: N events to one random stream in one append call.
 gen_es_batch() {
@@ -432,14 +462,22 @@ preload() {
 }
 
 w4() {
-	local db=$1 rep
+	local db=$1 rep pages=$((BENCH_CATCHUP / 1000))
 	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
 		bench_psql_timed "$db" "SELECT events, seconds, p50_ms, p99_ms FROM bench.catchup('es', $BENCH_CATCHUP)"
 		bench_record W4 1 es "$rep" "W4/events/1" "W4/plain/1"
+		bench_psql_timed "$db" "SELECT events, seconds, p50_ms, p99_ms FROM bench.catchup('feed', $BENCH_CATCHUP)"
+		bench_record W4 1 es-feed "$rep" "W4/events/1" "W4/plain/1"
 		bench_psql_timed "$db" "SELECT events, seconds, p50_ms, p99_ms FROM bench.catchup('events', $BENCH_CATCHUP)"
 		bench_record W4 1 events "$rep" "" ""
 		bench_psql_timed "$db" "SELECT events, seconds, p50_ms, p99_ms FROM bench.catchup('plain', $BENCH_CATCHUP)"
 		bench_record W4 1 plain "$rep" "" ""
+		bench_pgbench "$db" 1 w4_es.sql 1000 -D pages="$pages"
+		bench_record W4c 1 es "$rep" "W4c/events/1" ""
+		bench_pgbench "$db" 1 w4_feed.sql 100000 -D pages="$pages"
+		bench_record W4c 1 es-feed "$rep" "W4c/events/1" ""
+		bench_pgbench "$db" 1 w4_events.sql 1000 -D pages="$pages"
+		bench_record W4c 1 events "$rep" "" ""
 	done
 }
 

@@ -11,7 +11,7 @@
  * regtype prints them with eventstore outside the search_path.
  */
 BEGIN;
-SELECT plan(77);
+SELECT plan(80);
 
 -- Extension, schema, roles --------------------------------------------------
 
@@ -268,7 +268,7 @@ SELECT results_eq(
 -- Functions -------------------------------------------------------------------
 
 SELECT functions_are('eventstore',
-	ARRAY['event', 'append', 'bucket_of', 'head', 'read_all', 'read_stream',
+	ARRAY['event', 'append', 'bucket_of', 'head', 'read_all', 'open_feed', 'read_stream',
 		  'stream_version', 'open_appenders', 'refuse_change', 'guard_streams',
 		  'guard_ddl', 'adopt_positions'],
 	'schema eventstore has exactly the documented functions');
@@ -280,6 +280,7 @@ SELECT has_function('eventstore', 'append',
 SELECT has_function('eventstore', 'bucket_of', ARRAY['text']);
 SELECT has_function('eventstore', 'head', ARRAY[]::name[]);
 SELECT has_function('eventstore', 'read_all', ARRAY['bigint', 'integer']);
+SELECT has_function('eventstore', 'open_feed', ARRAY['bigint', 'text']);
 SELECT has_function('eventstore', 'read_stream',
 	ARRAY['text', 'bigint', 'integer', 'boolean']);
 SELECT has_function('eventstore', 'stream_version', ARRAY['text']);
@@ -309,6 +310,8 @@ SELECT results_eq(
 	  ('head', '', 'bigint'),
 	  ('open_appenders', '',
 	   'TABLE(pid integer, lowest_position bigint, writer_xid xid8, xact_start timestamp with time zone)'),
+	  ('open_feed', 'after_position bigint DEFAULT 0, cursor_name text DEFAULT NULL::text',
+	   'refcursor'),
 	  ('read_all', 'after_position bigint DEFAULT 0, max_count integer DEFAULT 1000',
 	   'SETOF eventstore.recorded_event'),
 	  ('read_stream',
@@ -366,6 +369,7 @@ SELECT volatility_is('eventstore', 'event',
 SELECT volatility_is('eventstore', 'bucket_of', ARRAY['text'], 'immutable');
 SELECT volatility_is('eventstore', 'head', ARRAY[]::name[], 'volatile');
 SELECT volatility_is('eventstore', 'read_all', ARRAY['bigint', 'integer'], 'volatile');
+SELECT volatility_is('eventstore', 'open_feed', ARRAY['bigint', 'text'], 'volatile');
 SELECT volatility_is('eventstore', 'read_stream',
 	ARRAY['text', 'bigint', 'integer', 'boolean'], 'stable');
 SELECT volatility_is('eventstore', 'stream_version', ARRAY['text'], 'stable');
@@ -373,6 +377,7 @@ SELECT volatility_is('eventstore', 'open_appenders', ARRAY[]::name[], 'volatile'
 SELECT is_strict('eventstore', 'bucket_of', ARRAY['text']);
 SELECT is_strict('eventstore', 'stream_version', ARRAY['text']);
 SELECT isnt_strict('eventstore', 'read_all', ARRAY['bigint', 'integer']);
+SELECT isnt_strict('eventstore', 'open_feed', ARRAY['bigint', 'text']);
 SELECT isnt_strict('eventstore', 'read_stream',
 	ARRAY['text', 'bigint', 'integer', 'boolean']);
 

@@ -9,7 +9,7 @@
  * grants count.  03_roles.sql checks the same by acting as the roles.
  */
 BEGIN;
-SELECT plan(106);
+SELECT plan(110);
 
 -- Schema ----------------------------------------------------------------------
 
@@ -82,7 +82,8 @@ SELECT function_privs_are('eventstore', f.name, f.args, r.role,
 			   (4, 'read_all', ARRAY['bigint', 'integer']),
 			   (5, 'read_stream', ARRAY['text', 'bigint', 'integer', 'boolean']),
 			   (6, 'stream_version', ARRAY['text']),
-			   (7, 'open_appenders', ARRAY[]::name[])) f(n, name, args)
+			   (7, 'open_appenders', ARRAY[]::name[]),
+			   (8, 'open_feed', ARRAY['bigint', 'text'])) f(n, name, args)
  CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
 					(3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
  ORDER BY f.n, r.n;
