@@ -40,6 +40,26 @@ eventstore--$(EXTVERSION).sql: $(SQL_PIECES)
 
 $(OBJS): src/eventstore.h
 
+# The command-line follower (src/follow), built, installed and cleaned with
+# the extension.
+.PHONY: follow install-follow uninstall-follow clean-follow
+all: follow
+install: install-follow
+uninstall: uninstall-follow
+clean: clean-follow
+
+follow:
+	$(MAKE) -C src/follow PG_CONFIG=$(PG_CONFIG) EXTVERSION=$(EXTVERSION)
+
+install-follow: follow
+	$(MAKE) -C src/follow PG_CONFIG=$(PG_CONFIG) EXTVERSION=$(EXTVERSION) install
+
+uninstall-follow:
+	$(MAKE) -C src/follow PG_CONFIG=$(PG_CONFIG) uninstall
+
+clean-follow:
+	$(MAKE) -C src/follow PG_CONFIG=$(PG_CONFIG) clean
+
 # The benchmark suite (a throwaway cluster of its own; see test/bench/run.sh).
 .PHONY: bench
 bench:

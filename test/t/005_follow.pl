@@ -1,0 +1,400 @@
+# test/t/005_follow.pl
+#	eventstore-follow, the command-line follower: it prints every event
+#	exactly once, in insert_order, as one JSON object a line; it survives a
+#	restart of the server without losing or repeating an event; SIGTERM and
+#	SIGINT end it with status 0, also while it waits; bad usage exits 2 and
+#	runtime errors (no server, no database, no privilege, no extension)
+#	exit 1 with a message on stderr.
+#
+# The follower is the one installed into PostgreSQL's bindir by
+# `make install`.  Its output is compared with eventstore.events itself,
+# read independently of read_all.
+
+use strict;
+use warnings;
+
+use IPC::Run;
+use JSON::PP;
+use Time::HiRes qw(usleep time);
+
+use FindBin;
+use lib $FindBin::RealBin;
+use EsEnv;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $pg_config = $ENV{PG_CONFIG} // 'pg_config';
+my $bindir = `$pg_config --bindir`;
+chomp $bindir;
+my $follow = "$bindir/eventstore-follow";
+if (!ok(-x $follow, "eventstore-follow is installed in $bindir"))
+{
+	done_testing();
+	exit 1;
+}
+
+my $json = JSON::PP->new->utf8;
+my $timeout = $PostgreSQL::Test::Utils::timeout_default;
+
+my $node = PostgreSQL::Test::Cluster->new('follow');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'eventstore'
+max_connections = 20
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION eventstore');
+my $connstr = $node->connstr('postgres');
+
+# --- Helpers -------------------------------------------------------------------
+
+# Run the follower to its end: (exit code, stdout, stderr).
+sub run_follow
+{
+	my @args = @_;
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ $follow, @args ],
+		'<', \undef, '>', \$out, '2>', \$err,
+		IPC::Run::timeout($timeout));
+	return ($? >> 8, $out, $err);
+}
+
+# Start the follower in the background: (harness, \stdout, \stderr).
+sub start_follow
+{
+	my @args = @_;
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start([ $follow, @args ],
+		'<', \undef, '>', \$out, '2>', \$err);
+	return ($h, \$out, \$err);
+}
+
+sub count_lines
+{
+	my ($text) = @_;
+	my $n = () = $text =~ /\n/g;
+	return $n;
+}
+
+# Pump a running follower until its stdout holds at least $want lines, or
+# $seconds pass, or it exits.  Returns the number of lines.
+sub wait_for_lines
+{
+	my ($h, $out, $want, $seconds) = @_;
+	my $deadline = time() + ($seconds // $timeout);
+	while (1)
+	{
+		$h->pump_nb if $h->pumpable;
+		my $n = count_lines($$out);
+		return $n if $n >= $want || time() > $deadline || !$h->pumpable;
+		usleep(20_000);
+	}
+}
+
+# Pump for a while, whatever comes; returns the number of lines.
+sub settle
+{
+	my ($h, $out, $seconds) = @_;
+	my $deadline = time() + $seconds;
+	while (time() < $deadline && $h->pumpable)
+	{
+		$h->pump_nb;
+		usleep(20_000);
+	}
+	return count_lines($$out);
+}
+
+# Wait for the follower to exit: its raw wait status, or undef if it did
+# not exit within $seconds (then it is killed).
+sub wait_for_exit
+{
+	my ($h, $seconds) = @_;
+	my $deadline = time() + $seconds;
+	while ($h->pumpable && time() < $deadline)
+	{
+		$h->pump_nb;
+		usleep(20_000);
+	}
+	if ($h->pumpable)
+	{
+		$h->kill_kill;
+		return undef;
+	}
+	$h->finish;
+	return $h->full_result(0);
+}
+
+# Decode the follower's stdout: every line must be one JSON object and the
+# output must end with a newline.  Returns (\@events, $bad_lines).
+sub parse_output
+{
+	my ($text) = @_;
+	my @events;
+	my $bad = 0;
+	$bad++ if $text ne '' && substr($text, -1) ne "\n";
+	for my $line (split /\n/, $text)
+	{
+		my $e = eval { $json->decode($line) };
+		if (ref($e) eq 'HASH')
+		{
+			push @events, $e;
+		}
+		else
+		{
+			$bad++;
+			diag("not a JSON object: $line");
+		}
+	}
+	return (\@events, $bad);
+}
+
+# Every stored event after a position, straight from eventstore.events, in
+# the follower's format.
+sub stored_events
+{
+	my ($after) = @_;
+	$after //= 0;
+	return $json->decode(
+		$node->safe_psql('postgres', qq{
+		SELECT coalesce(json_agg(json_build_object(
+				'position', insert_order, 'stream_id', stream_id,
+				'stream_order', stream_order, 'event_id', event_id,
+				'event_type', event_type, 'schema_version', schema_version,
+				'partition_key', partition_key, 'recorded_at', recorded_at,
+				'data', data, 'metadata', metadata) ORDER BY insert_order), '[]')
+		  FROM eventstore.events WHERE insert_order > $after}));
+}
+
+# Append $n events to each of the streams "$prefix-0" .. "$prefix-($streams-1)",
+# one append per stream, with text that needs escaping in JSON.
+sub append_events
+{
+	my ($prefix, $streams, $n) = @_;
+	for my $s (0 .. $streams - 1)
+	{
+		$node->safe_psql('postgres', qq{
+			SELECT count(*) FROM eventstore.append(
+				'$prefix-$s',
+				ARRAY(SELECT eventstore.event(
+						'Happened',
+						jsonb_build_object('n', g, 'stream', $s,
+							'text', E'quote " backslash \\\\ newline \\n tab \\t ü € \\u0001'),
+						CASE WHEN g % 3 = 0 THEN jsonb_build_object('by', 'follow-test') END,
+						schema_version => 1 + g % 2)
+					  FROM generate_series(1, $n) g),
+				partition_key => CASE WHEN $s % 2 = 0 THEN 'key "$s"' END)});
+	}
+	return;
+}
+
+sub stored_count
+{
+	return $node->safe_psql('postgres', 'SELECT count(*) FROM eventstore.events');
+}
+
+# The positions of a list of events, and whether they strictly increase.
+sub positions
+{
+	my ($events) = @_;
+	return [ map { $_->{position} } @$events ];
+}
+
+sub strictly_increasing
+{
+	my ($list) = @_;
+	for my $i (1 .. $#$list)
+	{
+		return 0 if $list->[$i] <= $list->[ $i - 1 ];
+	}
+	return 1;
+}
+
+# --- Usage -----------------------------------------------------------------------
+
+my ($rc, $out, $err) = run_follow('--help');
+is($rc, 0, '--help exits 0');
+like($out, qr/^Usage:\n\s+eventstore-follow \[OPTION\]\.\.\. \[CONNINFO\]/m,
+	'--help prints the usage');
+
+($rc, $out, $err) = run_follow('--version');
+is($rc, 0, '--version exits 0');
+like($out, qr/^eventstore-follow \(eventstore\) \d+\.\d+\.\d+$/, '--version prints the version');
+
+for my $case (
+	[ [ '--no-such-option', $connstr ], qr/unrecognized option|invalid option/, 'an unknown option' ],
+	[ [ '--batch', '0', $connstr ], qr/invalid value "0" for option --batch/, '--batch 0' ],
+	[ [ '--batch', 'ten', $connstr ], qr/invalid value "ten" for option --batch/, 'a --batch that is not a number' ],
+	[ [ '--from', '-1', $connstr ], qr/invalid value "-1" for option --from/, 'a negative --from' ],
+	[ [ '--poll-interval', '0', $connstr ], qr/--poll-interval/, '--poll-interval 0' ],
+	[ [ '--ack', $connstr ], qr/--ack needs --subscription/, '--ack without --subscription' ],
+	[ [ $connstr, 'extra' ], qr/too many command-line arguments/, 'two connection arguments' ],
+	[ [ 'no_such_keyword=1' ], qr/invalid connection string/, 'a connection string that does not parse' ])
+{
+	my ($args, $message, $what) = @$case;
+	($rc, $out, $err) = run_follow(@$args);
+	is($rc, 2, "$what: exit status 2");
+	like($err, $message, "$what: says why on stderr");
+	is($out, '', "$what: nothing on stdout");
+}
+
+# --- Catching up ---------------------------------------------------------------
+
+append_events('catchup', 5, 61);
+$node->safe_psql('postgres', q{
+	SELECT count(*) FROM eventstore.append('catchup-single',
+		ARRAY[eventstore.event('Lonely', 'null'::jsonb, '{"nested": {"a": [1, 2.5, "x"]}}')])});
+my $total = stored_count();
+is($total, 5 * 61 + 1, 'the catch-up events are stored');
+
+($rc, $out, $err) = run_follow('--batch', '7', '--exit-at-head', $connstr);
+is($rc, 0, '--exit-at-head: exits 0 once caught up');
+is($err, '', '--exit-at-head: nothing on stderr');
+my ($events, $bad) = parse_output($out);
+is($bad, 0, 'every output line is one JSON object');
+is(scalar(@$events), $total, "batches of 7: all $total events are printed");
+ok(strictly_increasing(positions($events)), 'positions strictly increase');
+is_deeply($events, stored_events(), 'the output is exactly the stored events, in insert_order');
+
+# Every field of one event with text that needs escaping.
+my ($one) = grep { $_->{stream_id} eq 'catchup-2' && $_->{stream_order} == 3 } @$events;
+is_deeply(
+	[ @{$one}{qw(event_type schema_version partition_key data metadata)} ],
+	[
+		'Happened', 2, 'key "2"',
+		{ n => 3, stream => 2, text => "quote \" backslash \\ newline \n tab \t \x{fc} \x{20ac} \x{1}" },
+		{ by => 'follow-test' }
+	],
+	'fields and escaped text come through unchanged');
+
+# The default batch, and an exact multiple of the batch size.
+($rc, $out, $err) = run_follow('--exit-at-head', $connstr);
+($events, $bad) = parse_output($out);
+ok($rc == 0 && $bad == 0 && @$events == $total,
+	"the default batch prints the same $total events");
+($rc, $out, $err) = run_follow('--batch', $total, '--exit-at-head', $connstr);
+($events, $bad) = parse_output($out);
+ok($rc == 0 && $bad == 0 && @$events == $total,
+	'a batch exactly as large as the feed prints it once and exits');
+
+# --from: only what comes after the position.
+my $middle = $node->safe_psql('postgres',
+	'SELECT insert_order FROM eventstore.events ORDER BY insert_order OFFSET 99 LIMIT 1');
+($rc, $out, $err) = run_follow('--from', $middle, '-b', '13', '-e', '-d', $connstr);
+($events, $bad) = parse_output($out);
+is($rc, 0, '--from: exits 0');
+is_deeply($events, stored_events($middle), "--from $middle: exactly the events after it");
+is(scalar(@$events), $total - 100, '--from: the first 100 events are left out');
+
+# Beyond the end: nothing, and still exit 0.
+($rc, $out, $err) = run_follow('--from', '9223372036854775806', '--exit-at-head', $connstr);
+ok($rc == 0 && $out eq '', '--from beyond the head prints nothing and exits 0');
+
+# Connection parameters from the environment.
+{
+	local $ENV{PGHOST} = $node->host;
+	local $ENV{PGPORT} = $node->port;
+	local $ENV{PGDATABASE} = 'postgres';
+	($rc, $out, $err) = run_follow('-e', '-b', '500');
+	is(count_lines($out), $total, 'PGHOST, PGPORT and PGDATABASE are used');
+}
+
+# --- Following while events are appended, across a restart ------------------------
+
+my ($h, $hout, $herr) =
+  start_follow('--batch', '10', '--poll-interval', '200', $connstr);
+is(wait_for_lines($h, $hout, $total), $total, 'following: the history is printed first');
+
+append_events('live-a', 4, 15);
+$total = stored_count();
+is(wait_for_lines($h, $hout, $total), $total,
+	'following: events appended while it waits are printed');
+
+# Appends, then a restart right away, then more appends.
+append_events('live-b', 4, 10);
+$node->restart;
+append_events('live-c', 3, 10);
+$total = stored_count();
+is(wait_for_lines($h, $hout, $total), $total,
+	'following: everything appended before and after the restart is printed');
+is(settle($h, $hout, 1.5), $total, 'following: and nothing more');
+like($$herr, qr/connection lost/, 'following: the lost connection is reported on stderr');
+like($$herr, qr/reconnected, resuming after position \d+/,
+	'following: so is the reconnect');
+
+$h->signal('TERM');
+is(wait_for_exit($h, 10), 0, 'following: SIGTERM ends it with exit status 0');
+
+($events, $bad) = parse_output($$hout);
+is($bad, 0, 'following: every line is one JSON object');
+ok(strictly_increasing(positions($events)),
+	'following: positions strictly increase across the restart');
+is_deeply($events, stored_events(),
+	'following: every stored event exactly once, in insert_order, across the restart');
+
+# --- Signals while waiting -------------------------------------------------------------
+
+# A long poll interval: only the signal can end the wait.
+for my $signal (qw(TERM INT))
+{
+	($h, $hout, $herr) = start_follow('--poll-interval', '600000', $connstr);
+	wait_for_lines($h, $hout, $total);
+	settle($h, $hout, 0.3);
+	my $t0 = time();
+	$h->signal($signal);
+	my $status = wait_for_exit($h, 10);
+	is($status, 0, "SIG$signal while waiting: exit status 0");
+	cmp_ok(time() - $t0, '<', 5, "SIG$signal while waiting: it exits at once");
+	is(count_lines($$hout), $total, "SIG$signal while waiting: the output was complete");
+}
+
+# --- Runtime errors --------------------------------------------------------------------
+
+my $no_port = PostgreSQL::Test::Cluster::get_free_port();
+my $nowhere = 'host=' . $node->host . " port=$no_port dbname=postgres";
+($rc, $out, $err) = run_follow('-e', $nowhere);
+is($rc, 1, 'no server at startup: exit status 1');
+like($err, qr/could not connect/, 'no server at startup: says so on stderr');
+unlike($err, qr/retrying/, 'no server at startup: no retry by default');
+
+($rc, $out, $err) = run_follow('-e', '--max-retries', '2', $nowhere);
+is($rc, 1, 'no server, --max-retries 2: exit status 1');
+is(scalar(() = $err =~ /could not connect/g), 3, 'no server, --max-retries 2: three attempts');
+like($err, qr/giving up after 2 retries/,
+	'no server, --max-retries 2: gives up');
+
+($rc, $out, $err) = run_follow('-e', $node->connstr('no_such_db'));
+is($rc, 1, 'a database that does not exist: exit status 1');
+like($err, qr/database "no_such_db" does not exist/, 'a database that does not exist: says so');
+
+$node->safe_psql('postgres', 'CREATE DATABASE no_extension');
+($rc, $out, $err) = run_follow('-e', $node->connstr('no_extension'));
+is($rc, 1, 'a database without the extension: exit status 1');
+like($err, qr/could not read events:.*eventstore/s,
+	'a database without the extension: says so');
+
+$node->safe_psql('postgres', 'CREATE ROLE outsider LOGIN');
+($rc, $out, $err) = run_follow('-e', "$connstr user=outsider");
+is($rc, 1, 'a role without eventstore_reader: exit status 1');
+like($err, qr/permission denied/, 'a role without eventstore_reader: says so');
+is($out, '', 'a role without eventstore_reader: prints nothing');
+
+$node->safe_psql('postgres', 'GRANT eventstore_reader TO outsider');
+($rc, $out, $err) = run_follow('-e', "$connstr user=outsider");
+ok($rc == 0 && count_lines($out) == $total, 'a member of eventstore_reader may follow');
+
+# A lost connection with a retry limit: it gives up once the limit is spent.
+($h, $hout, $herr) =
+  start_follow('--max-retries', '2', '--poll-interval', '200', $connstr);
+wait_for_lines($h, $hout, $total);
+$node->stop;
+my $status = wait_for_exit($h, 30);
+is(defined $status ? $status >> 8 : 'still running', 1,
+	'server gone for good, --max-retries 2: exit status 1');
+like($$herr, qr/connection lost.*giving up/s,
+	'server gone for good, --max-retries 2: reports the loss and gives up');
+$node->start;
+
+$node->stop;
+done_testing();
