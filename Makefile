@@ -12,7 +12,8 @@ OBJS = \
 	src/append.o \
 	src/read.o \
 	src/guard.o \
-	src/spi.o
+	src/spi.o \
+	src/ticker.o
 
 # The install script is assembled from the pieces in src/sql, in name order.
 SQL_PIECES = $(sort $(wildcard src/sql/*.sql))

@@ -5,7 +5,7 @@
  *
  * _PG_init only delegates: GUCs first, so that shared memory can be sized
  * from them, then the position allocator's shared memory and transaction
- * callbacks.
+ * callbacks, then the tickers' launcher and utility hook.
  *
  * src/eventstore.c
  *
@@ -26,4 +26,5 @@ _PG_init(void)
 {
 	EsGucInit();
 	EsPositionInit();
+	EsTickerInit();
 }

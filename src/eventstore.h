@@ -57,6 +57,18 @@ extern void EsCheckLoaded(void);
 extern int64 EsAllocatePositions(int count);
 extern void EsAdoptPositions(int64 highest);
 extern int64 EsHead(void);
+extern bool EsTickerAttach(void);
+extern void EsTickerDetach(bool clean);
+extern bool EsTickerStopRequested(void);
+extern bool EsStopTicker(Oid dboid);
+
+/* ticker.c */
+extern int	es_tick_interval_ms;
+extern int	es_tick_retention_s;
+extern int	es_tick_keep;
+extern void EsTickerInit(void);
+extern void EsStartTicker(Oid dboid);
+extern int64 EsLastTick(void);
 
 /* spi.c */
 extern SPIPlanPtr EsKeptPlan(SPIPlanPtr *cache, const char *sql, int nargs,

@@ -23,6 +23,9 @@ int			es_max_append_events = 10000;
 int			es_max_event_size_kb = 1024;
 int			es_max_databases = 16;
 int			es_commit_history = 4096;
+int			es_tick_interval_ms = 5;
+int			es_tick_retention_s = 3600;
+int			es_tick_keep = 1000;
 static int	es_partitions = 8;
 
 /* eventstore.partitions must be a power of two that divides 1024. */
@@ -66,6 +69,33 @@ EsGucInit(void)
 							PGC_USERSET,
 							0,
 							check_partitions, NULL, NULL);
+
+	DefineCustomIntVariable("eventstore.tick_interval",
+							"Shortest time between two ticks of a database's ticker.",
+							"Appends that commit within it are announced by one tick and one notification.",
+							&es_tick_interval_ms,
+							5, 1, 60000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("eventstore.tick_retention",
+							"How long ticks are kept in eventstore.ticks.",
+							"Older ticks are pruned, except the newest eventstore.tick_keep and those a subscription still needs.",
+							&es_tick_retention_s,
+							3600, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("eventstore.tick_keep",
+							"Number of newest ticks that are never pruned.",
+							NULL,
+							&es_tick_keep,
+							1000, 1, INT_MAX,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
 
 	/*
 	 * Sizes of shared memory exist only when the library is preloaded;

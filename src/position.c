@@ -75,6 +75,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
@@ -112,6 +113,10 @@ typedef struct EsDatabase
 	int64		reserved_end;
 	uint64		commits_added;	/* ring writes so far */
 	FullTransactionId evicted_xid;	/* newest xid dropped from the ring */
+	Latch	   *ticker_latch;	/* the ticker's latch, NULL when none runs */
+	int			ticker_pid;
+	bool		ticker_stop;	/* asks the ticker to exit */
+	TimestampTz ticker_requested;	/* when a ticker was last asked to start */
 } EsDatabase;
 
 /* One backend's open transaction. */
@@ -219,6 +224,8 @@ es_shmem_startup(void)
 		{
 			es_shared->dbs[i].dboid = InvalidOid;
 			es_shared->dbs[i].seeded = false;
+			es_shared->dbs[i].ticker_latch = NULL;
+			es_shared->dbs[i].ticker_pid = 0;
 		}
 		for (int i = 0; i < es_shared->nslots; i++)
 		{
@@ -265,7 +272,7 @@ es_my_database(void)
 			my_db = i;
 			return &es_shared->dbs[i];
 		}
-		if (free_entry < 0 &&
+		if (free_entry < 0 && es_shared->dbs[i].ticker_pid == 0 &&
 			(!OidIsValid(dboid) ||
 			 !SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dboid))))
 			free_entry = i;
@@ -286,6 +293,10 @@ es_my_database(void)
 	es_shared->dbs[free_entry].seeded = false;
 	es_shared->dbs[free_entry].commits_added = 0;
 	es_shared->dbs[free_entry].evicted_xid = InvalidFullTransactionId;
+	es_shared->dbs[free_entry].ticker_latch = NULL;
+	es_shared->dbs[free_entry].ticker_pid = 0;
+	es_shared->dbs[free_entry].ticker_stop = false;
+	es_shared->dbs[free_entry].ticker_requested = 0;
 	my_db = free_entry;
 	return &es_shared->dbs[free_entry];
 }
@@ -602,11 +613,13 @@ EsHead(void)
 	int64		head;
 
 	EsCheckLoaded();
+
+	/*
+	 * A standby has no appenders to watch; the last tick it has replayed
+	 * committed after every event at or below its head (see ticker.c).
+	 */
 	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("the head of the event feed is not available during recovery"),
-				 errhint("Read the global feed on the primary server.")));
+		return EsLastTick();
 
 	if (IsolationUsesXactSnapshot())
 	{
@@ -651,6 +664,107 @@ EsHead(void)
 }
 
 /*
+ * EsTickerAttach
+ *		Called by a database's ticker once connected: become the ticker that
+ *		appenders wake.  Returns false if another one already runs.
+ */
+bool
+EsTickerAttach(void)
+{
+	EsDatabase *db;
+	bool		attached = false;
+
+	EsCheckLoaded();
+	LWLockAcquire(es_shared->lock, LW_EXCLUSIVE);
+	db = es_my_database();
+	if (db->ticker_pid == 0)
+	{
+		db->ticker_latch = MyLatch;
+		db->ticker_pid = MyProcPid;
+		db->ticker_stop = false;
+		attached = true;
+	}
+	LWLockRelease(es_shared->lock);
+	return attached;
+}
+
+/*
+ * Called by the ticker on its way out.  After a clean exit the next
+ * appender may start a new one at once; after a failure, ten seconds after
+ * the last start at the earliest.
+ */
+void
+EsTickerDetach(bool clean)
+{
+	EsDatabase *db;
+
+	if (es_shared == NULL || my_db < 0)
+		return;
+	LWLockAcquire(es_shared->lock, LW_EXCLUSIVE);
+	db = &es_shared->dbs[my_db];
+	if (db->ticker_pid == MyProcPid)
+	{
+		db->ticker_latch = NULL;
+		db->ticker_pid = 0;
+		db->ticker_stop = false;
+		if (clean)
+			db->ticker_requested = 0;
+	}
+	LWLockRelease(es_shared->lock);
+}
+
+/* Whether this database's ticker has been asked to exit. */
+bool
+EsTickerStopRequested(void)
+{
+	bool		stop;
+
+	LWLockAcquire(es_shared->lock, LW_SHARED);
+	stop = es_shared->dbs[my_db].ticker_stop;
+	LWLockRelease(es_shared->lock);
+	return stop;
+}
+
+/*
+ * EsStopTicker
+ *		Ask the ticker of a database to exit and wait up to five seconds
+ *		for it to go: DROP DATABASE and friends refuse to run while a
+ *		worker is connected.  Returns whether no ticker runs any more.
+ */
+bool
+EsStopTicker(Oid dboid)
+{
+	if (es_shared == NULL)
+		return true;
+
+	for (int waited = 0; waited <= 500; waited++)
+	{
+		bool		running = false;
+
+		LWLockAcquire(es_shared->lock, LW_EXCLUSIVE);
+		for (int i = 0; i < es_shared->ndbs; i++)
+		{
+			EsDatabase *db = &es_shared->dbs[i];
+
+			if (db->dboid == dboid && db->ticker_pid != 0)
+			{
+				running = true;
+				db->ticker_stop = true;
+				/* and no appender restarts it for a while */
+				db->ticker_requested = GetCurrentTimestamp();
+				SetLatch(db->ticker_latch);
+			}
+		}
+		LWLockRelease(es_shared->lock);
+		if (!running)
+			return true;
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(10000L);
+	}
+	return false;
+}
+
+/*
  * Transaction end: release this backend's positions.  At commit this runs
  * after ProcArrayEndTransaction, so the commit is already visible.  It must
  * not fail: at this point the transaction can no longer be aborted.
@@ -659,14 +773,30 @@ static void
 es_release_slot(bool committed)
 {
 	EsSlot	   *slot;
+	bool		start_ticker = false;
 
 	LWLockAcquire(es_shared->lock, LW_EXCLUSIVE);
 	slot = &es_shared->slots[ES_MY_SLOT()];
 	if (slot->lowest != 0 && slot->db >= 0)
 	{
+		EsDatabase *db = &es_shared->dbs[slot->db];
+
+		/*
+		 * The head may move now: wake the ticker, or have one started if
+		 * none runs (asking again after a while if it never came).
+		 */
+		if (db->ticker_latch != NULL)
+			SetLatch(db->ticker_latch);
+		else if (db->ticker_requested == 0 ||
+				 TimestampDifferenceExceeds(db->ticker_requested,
+											GetCurrentTimestamp(), 10000))
+		{
+			db->ticker_requested = GetCurrentTimestamp();
+			start_ticker = true;
+		}
+
 		if (committed)
 		{
-			EsDatabase *db = &es_shared->dbs[slot->db];
 			EsCommit   *ring = &es_shared->rings[(Size) slot->db * es_shared->ring_size];
 			EsCommit   *c = &ring[db->commits_added % es_shared->ring_size];
 
@@ -679,6 +809,9 @@ es_release_slot(bool committed)
 		slot->lowest = 0;
 	}
 	LWLockRelease(es_shared->lock);
+
+	if (start_ticker)
+		EsStartTicker(MyDatabaseId);
 }
 
 static void

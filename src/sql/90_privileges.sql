@@ -1,7 +1,8 @@
 /*
  * Privileges.  Nothing is granted to PUBLIC; PUBLIC does not even have USAGE
- * on the schema.  Readers may read everything, writers also append, admins
- * hold both (later administrative functions are granted to them alone).
+ * on the schema.  Readers may read everything and consume subscriptions
+ * (poll, acknowledge, join groups), writers also append and send signals,
+ * admins hold both and alone create, drop, pause and resume subscriptions.
  */
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA eventstore FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA eventstore FROM PUBLIC;
@@ -20,6 +21,10 @@ BEGIN
 END
 $grant_partitions$;
 GRANT SELECT ON SEQUENCE eventstore.position_blocks TO eventstore_reader;
+GRANT SELECT ON eventstore.ticks, eventstore.subscriptions,
+	eventstore.subscription_partitions, eventstore.subscription_members,
+	eventstore.subscription_lag
+	TO eventstore_reader;
 
 GRANT EXECUTE ON FUNCTION
 	eventstore.event(text, jsonb, jsonb, uuid, integer),
@@ -29,9 +34,24 @@ GRANT EXECUTE ON FUNCTION
 	eventstore.open_feed(bigint, text),
 	eventstore.read_stream(text, bigint, integer, boolean),
 	eventstore.stream_version(text),
-	eventstore.open_appenders()
+	eventstore.open_appenders(),
+	eventstore.subscription_matches(text[], text, text[], text, text, text),
+	eventstore.poll(text, integer, bigint, boolean),
+	eventstore.ack(text, bigint),
+	eventstore.group_join(text, text, interval),
+	eventstore.group_leave(text, text),
+	eventstore.group_poll(text, text, integer),
+	eventstore.group_ack(text, text, bigint)
 	TO eventstore_reader;
 
 GRANT EXECUTE ON FUNCTION
-	eventstore.append(text, eventstore.event_in[], bigint, text)
+	eventstore.append(text, eventstore.event_in[], bigint, text),
+	eventstore.signal(text, text)
 	TO eventstore_writer;
+
+GRANT EXECUTE ON FUNCTION
+	eventstore.create_subscription(text, text, bigint, timestamptz, text[], text, text[], boolean),
+	eventstore.drop_subscription(text, boolean),
+	eventstore.pause_subscription(text, boolean),
+	eventstore.resume_subscription(text)
+	TO eventstore_admin;

@@ -11,7 +11,7 @@
  * regtype prints them with eventstore outside the search_path.
  */
 BEGIN;
-SELECT plan(80);
+SELECT plan(81);
 
 -- Extension, schema, roles --------------------------------------------------
 
@@ -52,15 +52,16 @@ SELECT ok(
 -- Relations -------------------------------------------------------------------
 
 SELECT tables_are('eventstore',
-	ARRAY['events', 'streams',
+	ARRAY['events', 'streams', 'ticks', 'subscriptions',
+		  'subscription_partitions', 'subscription_members',
 		  'events_0000_0127', 'events_0128_0255', 'events_0256_0383',
 		  'events_0384_0511', 'events_0512_0639', 'events_0640_0767',
 		  'events_0768_0895', 'events_0896_1023'],
-	'schema eventstore has exactly the log tables and the 8 default partitions');
-SELECT views_are('eventstore', ARRAY['appenders'],
-	'schema eventstore has exactly the view appenders');
-SELECT sequences_are('eventstore', ARRAY['position_blocks'],
-	'schema eventstore has exactly the sequence position_blocks');
+	'schema eventstore has exactly the log, tick and subscription tables and the 8 default partitions');
+SELECT views_are('eventstore', ARRAY['appenders', 'subscription_lag'],
+	'schema eventstore has exactly the views appenders and subscription_lag');
+SELECT sequences_are('eventstore', ARRAY['position_blocks', 'ticks_tick_id_seq'],
+	'schema eventstore has exactly the sequences position_blocks and the ticks'' identity');
 
 SELECT columns_are('eventstore', 'events',
 	ARRAY['insert_order', 'stream_order', 'recorded_at', 'writer_xid', 'bucket',
@@ -270,7 +271,11 @@ SELECT results_eq(
 SELECT functions_are('eventstore',
 	ARRAY['event', 'append', 'bucket_of', 'head', 'read_all', 'open_feed', 'read_stream',
 		  'stream_version', 'open_appenders', 'refuse_change', 'guard_streams',
-		  'guard_ddl', 'adopt_positions'],
+		  'guard_ddl', 'adopt_positions',
+		  'create_subscription', 'drop_subscription', 'pause_subscription',
+		  'resume_subscription', 'subscription_matches', 'subscription_row',
+		  'poll', 'ack', 'group_join', 'group_leave', 'group_member_check',
+		  'group_poll', 'group_ack', 'signal'],
 	'schema eventstore has exactly the documented functions');
 
 SELECT has_function('eventstore', 'event',
@@ -300,24 +305,46 @@ SELECT results_eq(
 		 AND p.prorettype NOT IN ('trigger'::regtype, 'event_trigger'::regtype)
 	   ORDER BY 1$$,
 	$$VALUES
+	  ('ack', 'subscription text, up_to bigint', 'boolean'),
 	  ('append',
 	   'stream_id text, events eventstore.event_in[], expected_version bigint DEFAULT NULL::bigint, partition_key text DEFAULT NULL::text',
 	   'TABLE(event_id uuid, stream_order bigint, insert_order bigint, duplicate boolean)'),
 	  ('bucket_of', 'partition_key text', 'integer'),
+	  ('create_subscription',
+	   'name text, start_from text DEFAULT ''beginning''::text, start_position bigint DEFAULT NULL::bigint, start_time timestamp with time zone DEFAULT NULL::timestamp with time zone, event_types text[] DEFAULT NULL::text[], stream_prefix text DEFAULT NULL::text, partition_keys text[] DEFAULT NULL::text[], consumer_group boolean DEFAULT false',
+	   'bigint'),
+	  ('drop_subscription', 'name text, if_exists boolean DEFAULT false', 'boolean'),
 	  ('event',
 	   'event_type text, data jsonb, metadata jsonb DEFAULT NULL::jsonb, event_id uuid DEFAULT gen_random_uuid(), schema_version integer DEFAULT 1',
 	   'eventstore.event_in'),
+	  ('group_ack', 'subscription text, member text, up_to bigint', 'integer'),
+	  ('group_join', 'subscription text, member text, lease interval DEFAULT ''00:00:30''::interval',
+	   'TABLE(partition integer, first_bucket integer, last_bucket integer, checkpoint bigint)'),
+	  ('group_leave', 'subscription text, member text', 'void'),
+	  ('group_member_check', 'subscription text, member text', 'void'),
+	  ('group_poll', 'subscription text, member text, max_count integer DEFAULT 1000',
+	   'SETOF eventstore.recorded_event'),
 	  ('head', '', 'bigint'),
 	  ('open_appenders', '',
 	   'TABLE(pid integer, lowest_position bigint, writer_xid xid8, xact_start timestamp with time zone)'),
 	  ('open_feed', 'after_position bigint DEFAULT 0, cursor_name text DEFAULT NULL::text',
 	   'refcursor'),
+	  ('pause_subscription', 'name text, paused boolean DEFAULT true', 'void'),
+	  ('poll',
+	   'subscription text, max_count integer DEFAULT 1000, after_position bigint DEFAULT NULL::bigint, lock boolean DEFAULT false',
+	   'SETOF eventstore.recorded_event'),
 	  ('read_all', 'after_position bigint DEFAULT 0, max_count integer DEFAULT 1000',
 	   'SETOF eventstore.recorded_event'),
 	  ('read_stream',
 	   'stream_id text, from_stream_order bigint DEFAULT NULL::bigint, max_count integer DEFAULT NULL::integer, backwards boolean DEFAULT false',
 	   'SETOF eventstore.recorded_event'),
-	  ('stream_version', 'stream_id text', 'bigint')$$,
+	  ('resume_subscription', 'name text', 'void'),
+	  ('signal', 'channel text, payload text DEFAULT NULL::text', 'void'),
+	  ('stream_version', 'stream_id text', 'bigint'),
+	  ('subscription_matches',
+	   'event_types text[], stream_prefix text, partition_keys text[], event_type text, stream_id text, partition_key text',
+	   'boolean'),
+	  ('subscription_row', 'name text, for_group boolean, lock boolean', 'eventstore.subscriptions')$$,
 	'every API function has the documented arguments, defaults and result');
 
 SELECT function_returns('eventstore', 'event',
@@ -356,13 +383,24 @@ SELECT is(
 	  WHERE extname = 'eventstore'),
 	'append runs as the owner of the extension');
 
--- Every other function runs with the caller's rights.
+-- The entry points that write what their callers may not write directly run
+-- as the owner, with a pinned search_path; every other function runs with
+-- the caller's rights.
+SELECT results_eq(
+	$$SELECT p.proname::text COLLATE "default"
+		FROM pg_catalog.pg_proc p
+	   WHERE p.pronamespace = 'eventstore'::regnamespace AND p.prosecdef
+	   ORDER BY 1$$,
+	$$VALUES ('ack'), ('append'), ('create_subscription'), ('drop_subscription'),
+			 ('group_ack'), ('group_join'), ('group_leave'), ('group_poll'),
+			 ('pause_subscription'), ('poll')$$,
+	'exactly append and the subscription entry points are SECURITY DEFINER');
 SELECT is_empty(
 	$$SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
 	   WHERE p.pronamespace = 'eventstore'::regnamespace
 		 AND p.prosecdef
-		 AND p.oid <> 'eventstore.append(text, eventstore.event_in[], bigint, text)'::regprocedure$$,
-	'append is the only SECURITY DEFINER function');
+		 AND p.proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, pg_temp']$$,
+	'every SECURITY DEFINER function pins its search_path to pg_catalog, pg_temp');
 
 SELECT volatility_is('eventstore', 'event',
 	ARRAY['text', 'jsonb', 'jsonb', 'uuid', 'integer'], 'immutable');

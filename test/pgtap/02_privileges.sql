@@ -9,7 +9,7 @@
  * grants count.  03_roles.sql checks the same by acting as the roles.
  */
 BEGIN;
-SELECT plan(110);
+SELECT plan(186);
 
 -- Schema ----------------------------------------------------------------------
 
@@ -38,6 +38,16 @@ SELECT table_privs_are('eventstore', 'appenders', 'public', ARRAY[]::name[]);
 SELECT table_privs_are('eventstore', 'appenders', 'eventstore_reader', ARRAY['SELECT']);
 SELECT table_privs_are('eventstore', 'appenders', 'eventstore_writer', ARRAY['SELECT']);
 SELECT table_privs_are('eventstore', 'appenders', 'eventstore_admin', ARRAY['SELECT']);
+
+-- Ticks, subscriptions and their lag: readable by readers and up, written
+-- only through the functions.
+SELECT table_privs_are('eventstore', t.name, r.role,
+		CASE WHEN r.role = 'public' THEN ARRAY[]::name[] ELSE ARRAY['SELECT']::name[] END)
+  FROM (VALUES (1, 'ticks'::name), (2, 'subscriptions'), (3, 'subscription_partitions'),
+			   (4, 'subscription_members'), (5, 'subscription_lag')) t(n, name)
+ CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
+					(3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
+ ORDER BY t.n, r.n;
 
 -- Every partition: 8 partitions x 4 roles.
 SELECT table_privs_are('eventstore', c.relname, r.role,
@@ -83,7 +93,44 @@ SELECT function_privs_are('eventstore', f.name, f.args, r.role,
 			   (5, 'read_stream', ARRAY['text', 'bigint', 'integer', 'boolean']),
 			   (6, 'stream_version', ARRAY['text']),
 			   (7, 'open_appenders', ARRAY[]::name[]),
-			   (8, 'open_feed', ARRAY['bigint', 'text'])) f(n, name, args)
+			   (8, 'open_feed', ARRAY['bigint', 'text']),
+			   (9, 'subscription_matches', ARRAY['text[]', 'text', 'text[]', 'text', 'text', 'text']),
+			   (10, 'poll', ARRAY['text', 'integer', 'bigint', 'boolean']),
+			   (11, 'ack', ARRAY['text', 'bigint']),
+			   (12, 'group_join', ARRAY['text', 'text', 'interval']),
+			   (13, 'group_leave', ARRAY['text', 'text']),
+			   (14, 'group_poll', ARRAY['text', 'text', 'integer']),
+			   (15, 'group_ack', ARRAY['text', 'text', 'bigint'])) f(n, name, args)
+ CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
+					(3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
+ ORDER BY f.n, r.n;
+
+-- Signals: writers and admins.
+SELECT function_privs_are('eventstore', 'signal', ARRAY['text', 'text'], r.role,
+		CASE WHEN r.role IN ('public', 'eventstore_reader') THEN ARRAY[]::name[]
+			 ELSE ARRAY['EXECUTE']::name[] END)
+  FROM (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
+			   (3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
+ ORDER BY r.n;
+
+-- Managing subscriptions: admins only.
+SELECT function_privs_are('eventstore', f.name, f.args, r.role,
+		CASE WHEN r.role = 'eventstore_admin' THEN ARRAY['EXECUTE']::name[]
+			 ELSE ARRAY[]::name[] END)
+  FROM (VALUES (1, 'create_subscription'::name,
+				ARRAY['text', 'text', 'bigint', 'timestamp with time zone', 'text[]', 'text',
+					  'text[]', 'boolean']::name[]),
+			   (2, 'drop_subscription', ARRAY['text', 'boolean']),
+			   (3, 'pause_subscription', ARRAY['text', 'boolean']),
+			   (4, 'resume_subscription', ARRAY['text'])) f(n, name, args)
+ CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
+					(3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
+ ORDER BY f.n, r.n;
+
+-- Internal helpers: nobody.
+SELECT function_privs_are('eventstore', f.name, f.args, r.role, ARRAY[]::name[])
+  FROM (VALUES (1, 'subscription_row'::name, ARRAY['text', 'boolean', 'boolean']::name[]),
+			   (2, 'group_member_check', ARRAY['text', 'text'])) f(n, name, args)
  CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
 					(3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
  ORDER BY f.n, r.n;

@@ -1,0 +1,619 @@
+/*
+ * Following the log: ticks, durable subscriptions, consumer groups, signals.
+ */
+
+/*
+ * Ticks, written by the database's ticker (src/ticker.c) whenever the head
+ * moves: a tick commits after every event at or below its head.  On a hot
+ * standby, eventstore.head() is the head of the newest tick.
+ */
+CREATE TABLE eventstore.ticks (
+	tick_id		bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	head		bigint NOT NULL,
+	ticked_at	timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE eventstore.ticks IS
+'the head of the feed over time, one row per advance (at most one per eventstore.tick_interval)';
+
+/*
+ * A subscription is a named reader of the feed with a durable checkpoint:
+ * every event at or below it has been processed.  A plain subscription has
+ * one checkpoint; a consumer group's has one per partition of the log, held
+ * in subscription_partitions, and its members lease partitions.
+ */
+CREATE TABLE eventstore.subscriptions (
+	name			text PRIMARY KEY
+		CHECK (name <> '' AND pg_catalog.octet_length(name) <= 200),
+	checkpoint		bigint NOT NULL CHECK (checkpoint >= 0),
+	consumer_group	boolean NOT NULL,
+	event_types		text[],
+	stream_prefix	text,
+	partition_keys	text[],
+	paused			boolean NOT NULL DEFAULT false,
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	acked_at		timestamptz
+);
+COMMENT ON TABLE eventstore.subscriptions IS
+'durable subscriptions: checkpoint (plain ones), filter, paused';
+
+CREATE TABLE eventstore.subscription_partitions (
+	subscription	text NOT NULL
+		REFERENCES eventstore.subscriptions (name) ON DELETE CASCADE,
+	partition		integer NOT NULL,
+	first_bucket	integer NOT NULL,
+	last_bucket		integer NOT NULL,
+	checkpoint		bigint NOT NULL CHECK (checkpoint >= 0),
+	member			text,
+	polled_to		bigint,
+	acked_at		timestamptz,
+	PRIMARY KEY (subscription, partition)
+);
+COMMENT ON TABLE eventstore.subscription_partitions IS
+'per-partition checkpoints of consumer groups and the member that leases each partition';
+
+CREATE TABLE eventstore.subscription_members (
+	subscription	text NOT NULL
+		REFERENCES eventstore.subscriptions (name) ON DELETE CASCADE,
+	member			text NOT NULL
+		CHECK (member <> '' AND pg_catalog.octet_length(member) <= 200),
+	joined_at		timestamptz NOT NULL,
+	lease_until		timestamptz NOT NULL,
+	PRIMARY KEY (subscription, member)
+);
+COMMENT ON TABLE eventstore.subscription_members IS
+'members of consumer groups; a member whose lease ran out is dead and loses its partitions';
+
+SELECT pg_catalog.pg_extension_config_dump('eventstore.ticks', '');
+SELECT pg_catalog.pg_extension_config_dump('eventstore.ticks_tick_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('eventstore.subscriptions', '');
+SELECT pg_catalog.pg_extension_config_dump('eventstore.subscription_partitions', '');
+SELECT pg_catalog.pg_extension_config_dump('eventstore.subscription_members', '');
+
+/*
+ * Whether an event passes a subscription's filter.  Inlined into the
+ * queries below.
+ */
+CREATE FUNCTION eventstore.subscription_matches(
+	event_types text[], stream_prefix text, partition_keys text[],
+	event_type text, stream_id text, partition_key text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN (event_types IS NULL OR event_type OPERATOR(pg_catalog.=) ANY (event_types))
+	AND (stream_prefix IS NULL OR pg_catalog.starts_with(stream_id, stream_prefix))
+	AND (partition_keys IS NULL OR partition_key OPERATOR(pg_catalog.=) ANY (partition_keys));
+COMMENT ON FUNCTION eventstore.subscription_matches(text[], text, text[], text, text, text) IS
+'whether an event passes a subscription filter (NULL parts match everything)';
+
+CREATE FUNCTION eventstore.create_subscription(
+	name text,
+	start_from text DEFAULT 'beginning',
+	start_position bigint DEFAULT NULL,
+	start_time timestamptz DEFAULT NULL,
+	event_types text[] DEFAULT NULL,
+	stream_prefix text DEFAULT NULL,
+	partition_keys text[] DEFAULT NULL,
+	consumer_group boolean DEFAULT false)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	start bigint;
+	nparts integer;
+BEGIN
+	IF name IS NULL OR start_from IS NULL OR consumer_group IS NULL THEN
+		RAISE EXCEPTION 'name, start_from and consumer_group must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF name = '' OR octet_length(name) > 200 THEN
+		RAISE EXCEPTION 'subscription name must have 1 to 200 bytes'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF start_position IS NOT NULL AND start_time IS NOT NULL THEN
+		RAISE EXCEPTION 'give start_position or start_time, not both'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF start_position < 0 THEN
+		RAISE EXCEPTION 'start_position must not be negative'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF start_from NOT IN ('beginning', 'head') THEN
+		RAISE EXCEPTION 'start_from must be ''beginning'' or ''head'', not "%"', start_from
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF cardinality(event_types) = 0 OR cardinality(partition_keys) = 0
+	   OR array_position(event_types, NULL) IS NOT NULL
+	   OR array_position(partition_keys, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION 'event_types and partition_keys must be NULL (everything) or lists without NULLs'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	IF start_position IS NOT NULL THEN
+		start := start_position;
+	ELSIF start_time IS NOT NULL THEN
+		/*
+		 * Every event that became visible after start_time: the head of the
+		 * newest tick at or before it.  Older than every tick kept: every
+		 * event recorded at or after it.
+		 */
+		SELECT t.head INTO start FROM eventstore.ticks t
+		 WHERE t.ticked_at <= start_time ORDER BY t.tick_id DESC LIMIT 1;
+		IF NOT FOUND THEN
+			SELECT COALESCE(min(e.insert_order) - 1, eventstore.head()) INTO start
+			  FROM eventstore.events e WHERE e.recorded_at >= start_time;
+		END IF;
+	ELSIF start_from = 'head' THEN
+		start := eventstore.head();
+	ELSE
+		start := 0;
+	END IF;
+
+	INSERT INTO eventstore.subscriptions AS s
+		(name, checkpoint, consumer_group, event_types, stream_prefix, partition_keys)
+	VALUES (create_subscription.name, start, create_subscription.consumer_group,
+			create_subscription.event_types, create_subscription.stream_prefix,
+			create_subscription.partition_keys);
+
+	IF consumer_group THEN
+		SELECT count(*) INTO nparts FROM pg_inherits
+		 WHERE inhparent = 'eventstore.events'::regclass;
+		INSERT INTO eventstore.subscription_partitions
+			(subscription, partition, first_bucket, last_bucket, checkpoint)
+		SELECT create_subscription.name, p, p * (1024 / nparts),
+			   (p + 1) * (1024 / nparts) - 1, start
+		  FROM generate_series(0, nparts - 1) p;
+	END IF;
+	RETURN start;
+EXCEPTION
+	WHEN unique_violation THEN
+		RAISE EXCEPTION 'subscription "%" already exists', name
+			USING ERRCODE = 'duplicate_object';
+END
+$$;
+COMMENT ON FUNCTION eventstore.create_subscription(text, text, bigint, timestamptz, text[], text, text[], boolean) IS
+'creates a durable subscription; returns its starting checkpoint';
+
+CREATE FUNCTION eventstore.drop_subscription(name text, if_exists boolean DEFAULT false)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM eventstore.subscriptions s WHERE s.name = drop_subscription.name;
+	IF NOT FOUND AND NOT COALESCE(if_exists, false) THEN
+		RAISE EXCEPTION 'subscription "%" does not exist', name
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION eventstore.drop_subscription(text, boolean) IS
+'drops a subscription with its checkpoints and members';
+
+CREATE FUNCTION eventstore.pause_subscription(name text, paused boolean DEFAULT true)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF paused IS NULL THEN
+		RAISE EXCEPTION 'paused must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	UPDATE eventstore.subscriptions s SET paused = pause_subscription.paused
+	 WHERE s.name = pause_subscription.name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'subscription "%" does not exist', name
+			USING ERRCODE = 'undefined_object';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION eventstore.pause_subscription(text, boolean) IS
+'pauses a subscription (poll returns nothing) or, with false, resumes it';
+
+CREATE FUNCTION eventstore.resume_subscription(name text)
+RETURNS void
+LANGUAGE sql VOLATILE
+RETURN eventstore.pause_subscription(name, false);
+COMMENT ON FUNCTION eventstore.resume_subscription(text) IS
+'resumes a paused subscription';
+
+/* The subscription row, checked; locked when asked. */
+CREATE FUNCTION eventstore.subscription_row(name text, for_group boolean, lock boolean)
+RETURNS eventstore.subscriptions
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s eventstore.subscriptions;
+BEGIN
+	IF name IS NULL THEN
+		RAISE EXCEPTION 'subscription must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF lock THEN
+		SELECT * INTO s FROM eventstore.subscriptions x WHERE x.name = subscription_row.name
+		   FOR NO KEY UPDATE;
+	ELSE
+		SELECT * INTO s FROM eventstore.subscriptions x WHERE x.name = subscription_row.name;
+	END IF;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'subscription "%" does not exist', name
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF s.consumer_group AND NOT for_group THEN
+		RAISE EXCEPTION 'subscription "%" is consumed by a consumer group', name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Use eventstore.group_join(), group_poll() and group_ack().';
+	ELSIF for_group AND NOT s.consumer_group THEN
+		RAISE EXCEPTION 'subscription "%" is not a consumer group', name
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Use eventstore.poll() and ack(), or create the subscription with consumer_group => true.';
+	END IF;
+	RETURN s;
+END
+$$;
+COMMENT ON FUNCTION eventstore.subscription_row(text, boolean, boolean) IS
+'internal: the subscription row, checked (and locked on request)';
+
+CREATE FUNCTION eventstore.poll(
+	subscription text,
+	max_count integer DEFAULT 1000,
+	after_position bigint DEFAULT NULL,
+	lock boolean DEFAULT false)
+RETURNS SETOF eventstore.recorded_event
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s eventstore.subscriptions;
+	head bigint;
+	from_position bigint;
+	n bigint;
+BEGIN
+	IF max_count IS NULL OR max_count < 1 THEN
+		RAISE EXCEPTION 'max_count must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF after_position < 0 THEN
+		RAISE EXCEPTION 'after_position must not be negative' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	s := eventstore.subscription_row(subscription, false, COALESCE(lock, false));
+	IF s.paused THEN
+		RETURN;
+	END IF;
+	from_position := greatest(s.checkpoint, COALESCE(after_position, 0));
+
+	-- the head first; the query below takes its snapshot afterwards
+	head := eventstore.head();
+	RETURN QUERY
+		SELECT e.insert_order, e.stream_id, e.stream_order, e.event_id, e.event_type,
+			   e.schema_version, e.data, e.metadata, e.recorded_at, e.partition_key
+		  FROM eventstore.events e
+		 WHERE e.insert_order > from_position AND e.insert_order <= head
+		   AND eventstore.subscription_matches(s.event_types, s.stream_prefix,
+				s.partition_keys, e.event_type, e.stream_id, e.partition_key)
+		 ORDER BY e.insert_order
+		 LIMIT max_count;
+	GET DIAGNOSTICS n = ROW_COUNT;
+
+	/*
+	 * Nothing up to the head passed the filter: the checkpoint may skip the
+	 * range (never past events the caller has not acknowledged).
+	 */
+	IF n = 0 AND head > s.checkpoint AND from_position = s.checkpoint
+	   AND NOT pg_is_in_recovery()
+	   AND current_setting('transaction_read_only') = 'off' THEN
+		UPDATE eventstore.subscriptions x SET checkpoint = head
+		 WHERE x.name = s.name AND x.checkpoint < head;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION eventstore.poll(text, integer, bigint, boolean) IS
+'the next events of a subscription after its checkpoint (or after_position), up to the head, filtered';
+
+CREATE FUNCTION eventstore.ack(subscription text, up_to bigint)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s eventstore.subscriptions;
+BEGIN
+	IF up_to IS NULL OR up_to < 0 THEN
+		RAISE EXCEPTION 'up_to must be a position (0 or more)' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	s := eventstore.subscription_row(subscription, false, false);
+	IF up_to > eventstore.head() THEN
+		RAISE EXCEPTION 'cannot acknowledge position % above the head of the feed', up_to
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	UPDATE eventstore.subscriptions x SET checkpoint = up_to, acked_at = now()
+	 WHERE x.name = s.name AND x.checkpoint < up_to;
+	RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION eventstore.ack(text, bigint) IS
+'moves a subscription''s checkpoint forward to a processed position; false if it was already there';
+
+/*
+ * Consumer groups.  group_join is also the heartbeat: it renews the
+ * member's lease, drops members whose lease ran out, and rebalances: each
+ * live member's fair share is the number of partitions divided by the
+ * number of live members (the first members by name take one more when it
+ * does not divide).  A member above its share gives partitions back; one
+ * below it takes free ones.  Rebalancing is serialized per group by the
+ * subscription row's lock.
+ */
+CREATE FUNCTION eventstore.group_join(
+	subscription text,
+	member text,
+	lease interval DEFAULT '30 seconds')
+RETURNS TABLE (partition integer, first_bucket integer, last_bucket integer, checkpoint bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s eventstore.subscriptions;
+	nparts integer;
+	nlive integer;
+	rank integer;
+	share integer;
+	held integer;
+BEGIN
+	IF member IS NULL OR lease IS NULL THEN
+		RAISE EXCEPTION 'member and lease must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF member = '' OR octet_length(member) > 200 THEN
+		RAISE EXCEPTION 'member name must have 1 to 200 bytes' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF lease < '1 second' OR lease > '1 day' THEN
+		RAISE EXCEPTION 'lease must be between 1 second and 1 day' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	s := eventstore.subscription_row(subscription, true, true);
+
+	DELETE FROM eventstore.subscription_members m
+	 WHERE m.subscription = s.name AND m.lease_until < clock_timestamp()
+	   AND m.member <> group_join.member;
+	INSERT INTO eventstore.subscription_members AS m (subscription, member, joined_at, lease_until)
+	VALUES (s.name, group_join.member, now(), clock_timestamp() + lease)
+	ON CONFLICT ON CONSTRAINT subscription_members_pkey DO UPDATE SET lease_until = excluded.lease_until;
+
+	-- partitions of members that are gone are free
+	UPDATE eventstore.subscription_partitions p SET member = NULL, polled_to = NULL
+	 WHERE p.subscription = s.name AND p.member IS NOT NULL
+	   AND NOT EXISTS (SELECT FROM eventstore.subscription_members m
+					   WHERE m.subscription = s.name AND m.member = p.member);
+
+	SELECT count(*) INTO nparts FROM eventstore.subscription_partitions p
+	 WHERE p.subscription = s.name;
+	SELECT count(*), count(*) FILTER (WHERE m.member < group_join.member)
+	  INTO nlive, rank
+	  FROM eventstore.subscription_members m WHERE m.subscription = s.name;
+	share := nparts / nlive + CASE WHEN rank < nparts % nlive THEN 1 ELSE 0 END;
+
+	SELECT count(*) INTO held FROM eventstore.subscription_partitions p
+	 WHERE p.subscription = s.name AND p.member = group_join.member;
+	IF held > share THEN
+		UPDATE eventstore.subscription_partitions p SET member = NULL, polled_to = NULL
+		 WHERE p.subscription = s.name
+		   AND p.partition IN (SELECT q.partition FROM eventstore.subscription_partitions q
+								WHERE q.subscription = s.name AND q.member = group_join.member
+								ORDER BY q.partition DESC LIMIT held - share);
+	ELSIF held < share THEN
+		UPDATE eventstore.subscription_partitions p SET member = group_join.member, polled_to = NULL
+		 WHERE p.subscription = s.name
+		   AND p.partition IN (SELECT q.partition FROM eventstore.subscription_partitions q
+								WHERE q.subscription = s.name AND q.member IS NULL
+								ORDER BY q.partition LIMIT share - held);
+	END IF;
+
+	RETURN QUERY
+		SELECT p.partition, p.first_bucket, p.last_bucket, p.checkpoint
+		  FROM eventstore.subscription_partitions p
+		 WHERE p.subscription = s.name AND p.member = group_join.member
+		 ORDER BY p.partition;
+END
+$$;
+COMMENT ON FUNCTION eventstore.group_join(text, text, interval) IS
+'joins a consumer group or renews the lease (the heartbeat); rebalances and returns the partitions held';
+
+CREATE FUNCTION eventstore.group_leave(subscription text, member text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s eventstore.subscriptions;
+BEGIN
+	s := eventstore.subscription_row(subscription, true, true);
+	UPDATE eventstore.subscription_partitions p SET member = NULL, polled_to = NULL
+	 WHERE p.subscription = s.name AND p.member = group_leave.member;
+	DELETE FROM eventstore.subscription_members m
+	 WHERE m.subscription = s.name AND m.member = group_leave.member;
+END
+$$;
+COMMENT ON FUNCTION eventstore.group_leave(text, text) IS
+'leaves a consumer group, giving its partitions back at once';
+
+/* The live member's own row, or ES004. */
+CREATE FUNCTION eventstore.group_member_check(subscription text, member text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM eventstore.subscription_members m
+				   WHERE m.subscription = group_member_check.subscription
+					 AND m.member = group_member_check.member
+					 AND m.lease_until >= clock_timestamp()) THEN
+		RAISE EXCEPTION 'member "%" of group "%" holds no lease', member, subscription
+			USING ERRCODE = 'ES004',
+				  DETAIL = 'It never joined, left, or its lease ran out.',
+				  HINT = 'Call eventstore.group_join() again; events not acknowledged will be delivered again.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION eventstore.group_member_check(text, text) IS
+'internal: raises ES004 unless the member holds a live lease';
+
+CREATE FUNCTION eventstore.group_poll(
+	subscription text,
+	member text,
+	max_count integer DEFAULT 1000)
+RETURNS SETOF eventstore.recorded_event
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s eventstore.subscriptions;
+	r eventstore.recorded_event;
+	head bigint;
+	last bigint;
+	n bigint;
+BEGIN
+	IF max_count IS NULL OR max_count < 1 THEN
+		RAISE EXCEPTION 'max_count must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	s := eventstore.subscription_row(subscription, true, false);
+	PERFORM eventstore.group_member_check(s.name, member);
+	IF s.paused THEN
+		RETURN;
+	END IF;
+
+	/*
+	 * Lock the member's partitions first: while this transaction runs, no
+	 * other member can take them over, so a consumer that acknowledges in
+	 * the same transaction processes every event exactly once.
+	 */
+	PERFORM FROM eventstore.subscription_partitions p
+	  WHERE p.subscription = s.name AND p.member = group_poll.member
+	  FOR NO KEY UPDATE;
+
+	head := eventstore.head();
+	n := 0;
+	FOR r IN
+		SELECT e.insert_order, e.stream_id, e.stream_order, e.event_id, e.event_type,
+			   e.schema_version, e.data, e.metadata, e.recorded_at, e.partition_key
+		  FROM eventstore.subscription_partitions p
+		 CROSS JOIN LATERAL (
+			SELECT x.* FROM eventstore.events x
+			 WHERE x.bucket BETWEEN p.first_bucket AND p.last_bucket
+			   AND x.insert_order > p.checkpoint AND x.insert_order <= head
+			   AND eventstore.subscription_matches(s.event_types, s.stream_prefix,
+					s.partition_keys, x.event_type, x.stream_id, x.partition_key)
+			 ORDER BY x.insert_order
+			 LIMIT max_count) e
+		 WHERE p.subscription = s.name AND p.member = group_poll.member
+		 ORDER BY e.insert_order
+		 LIMIT max_count
+	LOOP
+		RETURN NEXT r;
+		n := n + 1;
+		last := r.insert_order;
+	END LOOP;
+
+	/*
+	 * What this poll covered, per partition: up to the last event returned
+	 * (every event of the member's partitions below it was returned), or
+	 * up to the head when it returned all there was.  group_ack moves
+	 * checkpoints no further than that; an empty poll moves them at once.
+	 */
+	IF n < max_count THEN
+		last := head;
+	END IF;
+	IF NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off' THEN
+		UPDATE eventstore.subscription_partitions p
+		   SET polled_to = greatest(p.checkpoint, last),
+			   checkpoint = CASE WHEN n = 0 THEN greatest(p.checkpoint, last)
+								 ELSE p.checkpoint END
+		 WHERE p.subscription = s.name AND p.member = group_poll.member;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION eventstore.group_poll(text, text, integer) IS
+'the next events of the partitions a group member leases, after their checkpoints, up to the head, in global order';
+
+CREATE FUNCTION eventstore.group_ack(subscription text, member text, up_to bigint)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s eventstore.subscriptions;
+	moved integer;
+BEGIN
+	IF up_to IS NULL OR up_to < 0 THEN
+		RAISE EXCEPTION 'up_to must be a position (0 or more)' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	s := eventstore.subscription_row(subscription, true, false);
+	PERFORM eventstore.group_member_check(s.name, member);
+	UPDATE eventstore.subscription_partitions p
+	   SET checkpoint = least(up_to, p.polled_to), acked_at = now()
+	 WHERE p.subscription = s.name AND p.member = group_ack.member
+	   AND p.polled_to IS NOT NULL
+	   AND p.checkpoint < least(up_to, p.polled_to);
+	GET DIAGNOSTICS moved = ROW_COUNT;
+	RETURN moved;
+END
+$$;
+COMMENT ON FUNCTION eventstore.group_ack(text, text, bigint) IS
+'moves the checkpoints of the member''s partitions up to a processed position (no further than its last poll covered); returns how many moved';
+
+/*
+ * Lag of every subscription: its checkpoint (a group's lowest), the head,
+ * how many events passing its filter lie between them, and for how long
+ * the oldest of them has been visible (from the ticks).
+ */
+CREATE VIEW eventstore.subscription_lag AS
+	SELECT s.name,
+		   s.consumer_group,
+		   s.paused,
+		   c.checkpoint,
+		   h.head,
+		   (SELECT count(*) FROM eventstore.events e
+			 WHERE e.insert_order > c.checkpoint AND e.insert_order <= h.head
+			   AND eventstore.subscription_matches(s.event_types, s.stream_prefix,
+					s.partition_keys, e.event_type, e.stream_id, e.partition_key)) AS events_behind,
+		   COALESCE(pg_catalog.date_part('epoch', pg_catalog.now() OPERATOR(pg_catalog.-)
+				(SELECT min(t.ticked_at) FROM eventstore.ticks t
+				  WHERE t.head > c.checkpoint AND c.checkpoint < h.head)), 0) AS seconds_behind,
+		   (SELECT count(*) FROM eventstore.subscription_members m
+			 WHERE m.subscription = s.name AND m.lease_until >= pg_catalog.now()) AS live_members,
+		   COALESCE(s.acked_at, (SELECT max(p.acked_at) FROM eventstore.subscription_partitions p
+								  WHERE p.subscription = s.name)) AS acked_at
+	  FROM eventstore.subscriptions s
+	 CROSS JOIN LATERAL (
+		SELECT CASE WHEN s.consumer_group
+					THEN (SELECT min(p.checkpoint) FROM eventstore.subscription_partitions p
+						   WHERE p.subscription = s.name)
+					ELSE s.checkpoint END AS checkpoint) c
+	 CROSS JOIN LATERAL (SELECT eventstore.head() AS head) h;
+COMMENT ON VIEW eventstore.subscription_lag IS
+'every subscription''s checkpoint, the head, and the events and seconds it is behind';
+
+/*
+ * Transient signals: a notification on a channel of the caller's choice,
+ * stored nowhere ("user is typing").  The channel is checked and quoted;
+ * the payload travels as NOTIFY's, at most 7999 bytes.
+ */
+CREATE FUNCTION eventstore.signal(channel text, payload text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF channel IS NULL THEN
+		RAISE EXCEPTION 'channel must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF channel !~ '^[A-Za-z0-9_.:-]{1,63}$' THEN
+		RAISE EXCEPTION 'invalid channel name "%"', channel
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'A channel name has 1 to 63 letters, digits, "_", ".", ":" or "-".';
+	END IF;
+	IF channel = 'eventstore' THEN
+		RAISE EXCEPTION 'channel "eventstore" is reserved for ticks'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	PERFORM pg_notify(channel, payload);
+END
+$$;
+COMMENT ON FUNCTION eventstore.signal(text, text) IS
+'publishes a transient signal on a channel (LISTEN to it); nothing is stored';
