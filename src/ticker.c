@@ -334,10 +334,11 @@ eventstore_ticker_main(Datum main_arg)
 	/* a lost tick is repeated by the next one */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
+	/* attaching may look up databases in the catalog */
 	StartTransactionCommand();
-	present = es_ticks_exist();
+	present = es_ticks_exist() && EsTickerAttach();
 	CommitTransactionCommand();
-	if (!present || !EsTickerAttach())
+	if (!present)
 		proc_exit(0);
 	before_shmem_exit(es_ticker_exit, (Datum) 0);
 

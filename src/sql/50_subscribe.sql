@@ -12,6 +12,10 @@ CREATE TABLE eventstore.ticks (
 	head		bigint NOT NULL,
 	ticked_at	timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
+/*
+ * Ticks are not dumped: they describe the server that wrote them, and a
+ * restored store gets its own from its ticker.
+ */
 COMMENT ON TABLE eventstore.ticks IS
 'the head of the feed over time, one row per advance (at most one per eventstore.tick_interval)';
 
@@ -63,8 +67,6 @@ CREATE TABLE eventstore.subscription_members (
 COMMENT ON TABLE eventstore.subscription_members IS
 'members of consumer groups; a member whose lease ran out is dead and loses its partitions';
 
-SELECT pg_catalog.pg_extension_config_dump('eventstore.ticks', '');
-SELECT pg_catalog.pg_extension_config_dump('eventstore.ticks_tick_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('eventstore.subscriptions', '');
 SELECT pg_catalog.pg_extension_config_dump('eventstore.subscription_partitions', '');
 SELECT pg_catalog.pg_extension_config_dump('eventstore.subscription_members', '');
