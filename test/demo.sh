@@ -13,7 +13,10 @@
 #   3. a retried batch: same event ids, same answer, nothing written twice
 #   4. a version conflict: SQLSTATE ES001
 #   5. reading the global feed up to head(), then exactly what came after
-#   6. how to connect
+#   6. the newsfeed flow: history up to the head, then live through
+#      eventstore-follow, woken by the ticker's notification
+#   7. a durable subscription with a filter, acknowledged, and its lag
+#   8. how to connect
 #
 # The cluster keeps running afterwards; the last lines say how to connect and
 # how to stop it.  If a step fails, the cluster is stopped and removed
@@ -197,7 +200,52 @@ SELECT count(*) = 3 AND bool_and(stream_id = 'student-2001') AS only_the_new_eve
 DO \$\$ BEGIN RAISE EXCEPTION 'read_all(head, 100) did not return exactly the three new events'; END \$\$;
 \\endif"
 
-# --- 6. how to connect -----------------------------------------------------
+# --- 6. live: a follower wakes on the ticker's notification ----------------
+
+step "the newsfeed: history up to the head, then live"
+echo "  A page shows a student's feed: it takes the head, loads history up to"
+echo "  it, then follows what comes after.  eventstore-follow does the live part:"
+echo "  it LISTENs on \"eventstore\", which the database's ticker notifies when"
+echo "  the head moves (writers never notify), and prints each event as JSON."
+head=$(query "SELECT eventstore.head()") || exit 1
+echo
+echo "  head = $head; history: $(query "SELECT count(*) FROM eventstore.read_all(0, 1000000)") events up to it"
+follow_out=$ES_WORK/follow.out
+"$PG_BINDIR/eventstore-follow" --from "$head" --poll-interval 60000 -d "$DB" \
+	>"$follow_out" 2>"$ES_WORK/follow.err" &
+follow_pid=$!
+echo "  \$ eventstore-follow --from $head --poll-interval 60000 -d $DB &"
+sleep 1
+run_sql "SELECT insert_order, stream_order FROM eventstore.append('student-2002',
+    ARRAY[eventstore.event('LessonStarted', '{\"lesson\": 1}'),
+          eventstore.event('LessonFinished', '{\"lesson\": 1}')], 0, 'school-7');"
+start_ns=$(date +%s%N)
+while [ "$(wc -l <"$follow_out")" -lt 2 ] && [ $(($(date +%s%N) - start_ns)) -lt 5000000000 ]; do
+	sleep 0.01
+done
+got_ms=$((($(date +%s%N) - start_ns) / 1000000))
+kill -TERM "$follow_pid"
+wait "$follow_pid"
+follow_rc=$?
+echo "  the follower printed (within ~$got_ms ms of the commit; its poll interval is 60 s,"
+echo "  so the notification woke it):"
+sed 's/^/  | /' "$follow_out"
+[ "$(wc -l <"$follow_out")" -eq 2 ] && grep -q '"student-2002"' "$follow_out" ||
+	es_die "the follower did not print exactly the two new events (stderr: $(cat "$ES_WORK/follow.err"))"
+[ "$follow_rc" -eq 0 ] || es_die "the follower did not exit cleanly on SIGTERM ($follow_rc)"
+echo "  It exited with status 0 on SIGTERM."
+
+# --- 7. a durable subscription ---------------------------------------------
+
+step "a durable subscription with a filter, and its lag"
+run_sql "SELECT eventstore.create_subscription('lessons-finished',
+    event_types => ARRAY['LessonFinished'], partition_keys => ARRAY['school-7']);
+SELECT insert_order, stream_id, event_type FROM eventstore.poll('lessons-finished', 10);
+SELECT eventstore.ack('lessons-finished',
+    (SELECT max(insert_order) FROM eventstore.poll('lessons-finished', 10)));
+SELECT name, checkpoint, head, events_behind FROM eventstore.subscription_lag;"
+
+# --- 8. how to connect -----------------------------------------------------
 
 step "the cluster keeps running"
 trap - EXIT INT TERM
