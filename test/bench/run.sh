@@ -80,6 +80,14 @@
 #        es-feed: one eventstore.open_feed cursor fetched row by row in the
 #        same loop.  These run inside the server, so they show the server's
 #        cost alone.
+#   W8   W1 at 8 clients with 0 and with 8 followers attached (eventstore-follow
+#        processes from the head: LISTEN, wake on the ticker's notifications,
+#        read every event); ratio = with 8 / with 0.  Target: >= 0.95.
+#   W9   notification latency: W1 at 2 clients runs while a probe appends an
+#        event every 50 ms carrying clock_timestamp(); one eventstore-follow
+#        prints every event and each probe's latency is taken when its line
+#        arrives.  p50/p99 are those latencies (from the append call, so its
+#        commit is included); events/s is the load's.
 #   W4c  the same pages read by a client (pgbench, rows sent over the
 #        socket): read_all at a random page among the first BENCH_CATCHUP
 #        positions (es), 100 pages of FETCH 1000 from one open_feed cursor
@@ -481,6 +489,96 @@ w4() {
 	done
 }
 
+# W8: W1 at 8 clients with 0 and with 8 followers attached.  A follower is
+# an eventstore-follow process started at the head: it LISTENs, wakes on the
+# ticker's notifications and reads every new event with read_all.
+w8_once() {
+	local db=$1 followers=$2 rep=$3 base=$4 pids=() i head rc failed=0
+	head=$(bq "$db" -c "SELECT eventstore.head()") || es_die "head"
+	for ((i = 0; i < followers; i++)); do
+		"$PG_BINDIR/eventstore-follow" --from "$head" -d "$db" >/dev/null \
+			2>>"$BENCH_LOGS/follow.err" &
+		pids+=($!)
+	done
+	[ "$followers" -gt 0 ] && sleep 1
+	bench_pgbench "$db" 8 w1_es.sql 1
+	for i in "${pids[@]}"; do
+		kill -TERM "$i"
+		wait "$i"
+		rc=$?
+		[ "$rc" -eq 0 ] || failed=1
+	done
+	if [ "$failed" -ne 0 ]; then
+		R_FAILED=1
+		R_NOTE="a follower failed (see logs/follow.err)"
+		BENCH_FAILURES=$((BENCH_FAILURES + 1))
+	fi
+	bench_record W8 8 "es-$followers-followers" "$rep" "$base" ""
+}
+
+w8() {
+	local db=$1 rep
+	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+		w8_once "$db" 0 "$rep" ""
+		w8_once "$db" 8 "$rep" "W8/es-0-followers/8"
+	done
+}
+
+# W9: notification latency under append load.  While W1 runs at 2 clients,
+# a probe appends one event every 50 ms whose data carries the time it was
+# built (clock_timestamp() in the append call, so the figure includes the
+# append and its commit); one eventstore-follow, woken by notifications,
+# prints every event, and each probe's latency is taken as its line arrives.
+# p50/p99 are those latencies; events/s is the load's.
+w9_once() {
+	local db=$1 rep=$2 head lat=$BENCH_WORK/latency.out pidfile=$BENCH_WORK/follow.pid
+	local probe_job follow_job n sorted=$BENCH_WORK/latency.sorted
+	head=$(bq "$db" -c "SELECT eventstore.head()") || es_die "head"
+	: >"$lat"
+	(
+		sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$pidfile" \
+			"$PG_BINDIR/eventstore-follow" --from "$head" -d "$db" 2>>"$BENCH_LOGS/follow.err" |
+			perl -MTime::HiRes=time -ne '
+				BEGIN { $| = 1 }
+				printf "%.0f\n", (time() - $1) * 1e6 if /"Probe".*"sent": ([0-9.]+)/'
+	) >"$lat" &
+	follow_job=$!
+	sleep 1
+	(
+		end=$((SECONDS + BENCH_W5_SECONDS))
+		while [ "$SECONDS" -lt "$end" ]; do
+			bq "$db" -c "SELECT 1 FROM eventstore.append('probe',
+				ARRAY[eventstore.event('Probe',
+					jsonb_build_object('sent', extract(epoch FROM clock_timestamp())))])" >/dev/null
+			sleep 0.05
+		done
+	) &
+	probe_job=$!
+	BENCH_SKIP_CHECKPOINT=1 bench_pgbench "$db" 2 w1_es.sql 1 -T "$BENCH_W5_SECONDS"
+	wait "$probe_job"
+	sleep 1
+	kill -TERM "$(cat "$pidfile")"
+	wait "$follow_job"
+	sort -n "$lat" >"$sorted"
+	n=$(wc -l <"$sorted")
+	R_P50=$(bench_percentile "$sorted" 0.50 1000)
+	R_P99=$(bench_percentile "$sorted" 0.99 1000)
+	R_NOTE="p50/p99: commit to follower, $n probes; max $(tail -n 1 "$sorted" | awk '{ printf "%.1f", $1 / 1000 }') ms"
+	if [ "$n" -lt 10 ]; then
+		R_FAILED=1
+		R_NOTE+="; too few probes arrived"
+		BENCH_FAILURES=$((BENCH_FAILURES + 1))
+	fi
+	bench_record W9 2 es-notify "$rep" "" ""
+}
+
+w9() {
+	local db=$1 rep
+	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+		w9_once "$db" "$rep"
+	done
+}
+
 # --- report ----------------------------------------------------------------
 
 report() {
@@ -579,6 +677,10 @@ main() {
 	w7 bench0
 	bench_log "W5: head lag"
 	w5 bench0
+	bench_log "W8: appends with 0 and with 8 followers"
+	w8 bench0
+	bench_log "W9: notification latency"
+	w9 bench0
 	bq postgres -c "DROP DATABASE bench0 WITH (FORCE)"
 
 	bench_log "W6: preloading $BENCH_PRELOAD events into each store"
