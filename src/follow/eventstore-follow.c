@@ -394,6 +394,8 @@ open_connection(const FollowOptions *opts, bool will_retry, bool *stopped)
 		return NULL;
 	}
 	PQsetNoticeProcessor(conn, notice_processor, NULL);
+	/* the server functions' PL/pgSQL context is noise to a user */
+	PQsetErrorContextVisibility(conn, PQSHOW_CONTEXT_NEVER);
 	return conn;
 }
 

@@ -3,8 +3,13 @@
 #	exactly once, in insert_order, as one JSON object a line; it survives a
 #	restart of the server without losing or repeating an event; SIGTERM and
 #	SIGINT end it with status 0, also while it waits; bad usage exits 2 and
-#	runtime errors (no server, no database, no privilege, no extension)
-#	exit 1 with a message on stderr.
+#	runtime errors (no server, no database, no privilege, no extension, no
+#	subscription) exit 1 with a message on stderr.  A ticker's notification
+#	wakes it at once.  With --subscription it prints what passes the
+#	subscription's filter after its checkpoint; with --ack the checkpoint
+#	follows what was printed, and a follower restarted (after SIGKILL, or
+#	across a server restart) resumes from the checkpoint without losing an
+#	event.  On a hot standby it polls.
 #
 # The follower is the one installed into PostgreSQL's bindir by
 # `make install`.  Its output is compared with eventstore.events itself,
@@ -39,7 +44,7 @@ my $json = JSON::PP->new->utf8;
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 
 my $node = PostgreSQL::Test::Cluster->new('follow');
-$node->init;
+$node->init(allows_streaming => 1);
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'eventstore'
 max_connections = 20
@@ -192,6 +197,32 @@ sub append_events
 sub stored_count
 {
 	return $node->safe_psql('postgres', 'SELECT count(*) FROM eventstore.events');
+}
+
+sub checkpoint
+{
+	my ($name) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT checkpoint FROM eventstore.subscriptions WHERE name = '$name'");
+}
+
+sub last_position
+{
+	return $node->safe_psql('postgres',
+		'SELECT coalesce(max(insert_order), 0) FROM eventstore.events');
+}
+
+# Wait until a subscription's checkpoint reaches a position; returns it.
+sub wait_for_checkpoint
+{
+	my ($name, $position, $seconds) = @_;
+	my $deadline = time() + ($seconds // $timeout);
+	my $c;
+	while (($c = checkpoint($name)) < $position && time() < $deadline)
+	{
+		usleep(50_000);
+	}
+	return $c;
 }
 
 # The positions of a list of events, and whether they strictly increase.
@@ -395,6 +426,151 @@ is(defined $status ? $status >> 8 : 'still running', 1,
 like($$herr, qr/connection lost.*giving up/s,
 	'server gone for good, --max-retries 2: reports the loss and gives up');
 $node->start;
+
+# --- Woken by the ticker's notification -------------------------------------------------
+
+# A poll interval of ten minutes: only a notification can wake it in time.
+my $last = last_position();
+($h, $hout, $herr) = start_follow('--poll-interval', '600000', '--from', $last, $connstr);
+settle($h, $hout, 1);
+my $t0 = time();
+append_events('ticked', 1, 1);
+is(wait_for_lines($h, $hout, 1, 10), 1, 'a notification wakes the waiting follower');
+cmp_ok(time() - $t0, '<', 5, 'it prints the new event within seconds');
+$h->signal('TERM');
+is(wait_for_exit($h, 10), 0, 'notified follower: SIGTERM, exit status 0');
+($events) = parse_output($$hout);
+is_deeply($events, stored_events($last), 'notified follower: it printed the new event');
+
+# --- Subscriptions ------------------------------------------------------------------------
+
+$node->safe_psql('postgres', q{
+	SELECT eventstore.create_subscription('everything');
+	SELECT eventstore.create_subscription('live-c-only', stream_prefix => 'live-c');
+});
+my $all = stored_events();
+$total = scalar(@$all);
+
+($rc, $out, $err) = run_follow('--subscription', 'no-such', '--exit-at-head', $connstr);
+is($rc, 1, 'a missing subscription: exit status 1');
+like($err, qr/subscription "no-such" does not exist/, 'a missing subscription: says so');
+is($out, '', 'a missing subscription: prints nothing');
+
+# Without --ack nothing is acknowledged: each run starts at the checkpoint.
+for my $run (1, 2)
+{
+	($rc, $out, $err) = run_follow('-s', 'everything', '-b', '50', '-e', $connstr);
+	($events, $bad) = parse_output($out);
+	ok($rc == 0 && $bad == 0, "subscription without --ack, run $run: exit 0, JSON lines");
+	is_deeply($events, $all,
+		"subscription without --ack, run $run: every event from the checkpoint, once, in order");
+}
+is(checkpoint('everything'), 0, 'without --ack the checkpoint stays where it was');
+
+my @live_c = grep { $_->{stream_id} =~ /^live-c-/ } @$all;
+cmp_ok(scalar(@live_c), '>', 0, 'some events pass the filter');
+($rc, $out, $err) = run_follow('-s', 'live-c-only', '-b', '4', '-e', $connstr);
+($events) = parse_output($out);
+is_deeply($events, \@live_c, 'a filtered subscription: only the events that pass its filter');
+
+# --from with a subscription: after the later of --from and the checkpoint.
+($rc, $out, $err) = run_follow('-s', 'everything', '--from', $all->[49]{position}, '-e', $connstr);
+($events) = parse_output($out);
+is_deeply($events, [ @$all[ 50 .. $#$all ] ],
+	'--from with a subscription: the events after the position');
+
+# --ack: the checkpoint follows what was printed.
+($rc, $out, $err) = run_follow('-s', 'everything', '--ack', '-b', '50', '-e', $connstr);
+($events, $bad) = parse_output($out);
+ok($rc == 0 && $bad == 0, '--ack: exit 0, JSON lines');
+is_deeply($events, $all, '--ack: every event once, in order');
+is(checkpoint('everything'), $all->[-1]{position}, '--ack: the checkpoint is the last printed position');
+($rc, $out, $err) = run_follow('-s', 'everything', '--ack', '-e', $connstr);
+ok($rc == 0 && $out eq '', '--ack: the next run has nothing left to print');
+
+# A follower with --ack killed with SIGKILL, then started again.
+my $start = $node->safe_psql('postgres',
+	q{SELECT eventstore.create_subscription('worker', start_from => 'head')});
+is($start, last_position(), 'the worker subscription starts at the head');
+($h, $hout, $herr) = start_follow('-s', 'worker', '--ack', '-b', '5', '-i', '200', $connstr);
+append_events('sub-a', 3, 8);
+my $want = stored_events($start);
+wait_for_lines($h, $hout, scalar(@$want));
+is(wait_for_checkpoint('worker', $want->[-1]{position}), $want->[-1]{position},
+	'worker: the checkpoint follows the printed events');
+$h->signal('KILL');
+wait_for_exit($h, 10);
+my ($first_run) = parse_output($$hout);
+my $killed_at = checkpoint('worker');
+is_deeply($first_run, $want, 'worker: it printed every new event, once, in order');
+
+append_events('sub-b', 3, 8);
+($h, $hout, $herr) = start_follow('-s', 'worker', '--ack', '-b', '5', '-i', '200', $connstr);
+$want = stored_events($killed_at);
+is(wait_for_lines($h, $hout, scalar(@$want)), scalar(@$want),
+	'worker restarted: it prints what came after the checkpoint');
+settle($h, $hout, 1);
+my ($second_run) = parse_output($$hout);
+is_deeply($second_run, $want, 'worker restarted: it resumes right after the checkpoint');
+my %seen;
+$seen{ $_->{position} }++ for @$first_run, @$second_run;
+is_deeply([ sort { $a <=> $b } keys %seen ], positions(stored_events($start)),
+	'worker: the two runs together printed every event since the subscription began');
+
+# The same follower across a server restart.
+append_events('sub-c', 2, 8);
+my $before_restart = count_lines($$hout);
+wait_for_lines($h, $hout, $before_restart + 16);
+$node->restart;
+append_events('sub-d', 2, 8);
+$last = last_position();
+is(wait_for_checkpoint('worker', $last), $last,
+	'worker across a restart: the checkpoint reaches the last event');
+settle($h, $hout, 0.5);
+like($$herr, qr/reconnected, resuming from the checkpoint of subscription "worker"/,
+	'worker across a restart: resumes from the checkpoint');
+$h->signal('TERM');
+is(wait_for_exit($h, 10), 0, 'worker: SIGTERM, exit status 0');
+($second_run, $bad) = parse_output($$hout);
+is($bad, 0, 'worker across a restart: JSON lines');
+%seen = ();
+$seen{ $_->{position} }++ for @$second_run;
+is_deeply([ sort { $a <=> $b } keys %seen ], positions(stored_events($killed_at)),
+	'worker across a restart: nothing is lost');
+my $repeated = scalar(@$second_run) - scalar(keys %seen);
+cmp_ok($repeated, '<=', 5,
+	"worker across a restart: at most one unacknowledged batch is repeated ($repeated)");
+my $steps_back = grep {
+	$second_run->[$_]{position} <= $second_run->[ $_ - 1 ]{position}
+} 1 .. $#$second_run;
+cmp_ok($steps_back, '<=', 1, 'worker across a restart: in order but for one resumption');
+
+# --- A hot standby: no LISTEN there, it polls ------------------------------------------------
+
+$node->backup('follow_backup');
+my $standby = PostgreSQL::Test::Cluster->new('follow_standby');
+$standby->init_from_backup($node, 'follow_backup', has_streaming => 1);
+$standby->start;
+append_events('primary', 2, 5);
+$last = last_position();
+my $deadline = time() + $timeout;
+usleep(100_000)
+  while $standby->safe_psql('postgres', 'SELECT eventstore.head()') < $last && time() < $deadline;
+
+my $standby_connstr = $standby->connstr('postgres');
+($h, $hout, $herr) = start_follow('--poll-interval', '200', $standby_connstr);
+$total = scalar(@{ stored_events() });
+is(wait_for_lines($h, $hout, $total), $total, 'on a standby: the history is printed');
+append_events('primary-live', 2, 5);
+$total = scalar(@{ stored_events() });
+is(wait_for_lines($h, $hout, $total), $total,
+	'on a standby: events appended on the primary are printed as they are replayed');
+$h->signal('TERM');
+is(wait_for_exit($h, 10), 0, 'on a standby: SIGTERM, exit status 0');
+is($$herr, '', 'on a standby: nothing on stderr');
+($events) = parse_output($$hout);
+is_deeply($events, stored_events(), 'on a standby: every event once, in order');
+$standby->stop;
 
 $node->stop;
 done_testing();
