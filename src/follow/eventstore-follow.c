@@ -446,10 +446,11 @@ query_failed(Follower *f, PGresult *res, const char *what)
 }
 
 /*
- * Ask whether the server is in recovery; start listening if it is not.
+ * Ask whether the server is in recovery; start listening if it is not.  A
+ * server in recovery cannot store acknowledgements.
  */
 static FollowResult
-check_recovery_and_listen(Follower *f)
+check_recovery_and_listen(Follower *f, const FollowOptions *opts)
 {
 	PGresult   *res = PQexec(f->conn, recovery_sql);
 
@@ -457,6 +458,12 @@ check_recovery_and_listen(Follower *f)
 		return query_failed(f, res, "could not query the server's state");
 	f->standby = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
+	if (f->standby && opts->ack)
+	{
+		pg_log_error("the server is in recovery: acknowledgements are stored on the primary only");
+		pg_log_error_hint("Connect to the primary, or follow without --ack.");
+		return FOLLOW_ERROR;
+	}
 	if (f->standby)
 		return FOLLOW_OK;
 
@@ -631,7 +638,7 @@ follow(Follower *f, const FollowOptions *opts, bool *progressed)
 	FollowResult r;
 
 	*progressed = false;
-	r = check_recovery_and_listen(f);
+	r = check_recovery_and_listen(f, opts);
 	if (r != FOLLOW_OK)
 		return r;
 
@@ -653,7 +660,7 @@ follow(Follower *f, const FollowOptions *opts, bool *progressed)
 		/* A standby that was promoted can be listened to from now on. */
 		if (f->standby)
 		{
-			r = check_recovery_and_listen(f);
+			r = check_recovery_and_listen(f, opts);
 			if (r != FOLLOW_OK)
 				return r;
 		}

@@ -9,7 +9,7 @@
 #	subscription's filter after its checkpoint; with --ack the checkpoint
 #	follows what was printed, and a follower restarted (after SIGKILL, or
 #	across a server restart) resumes from the checkpoint without losing an
-#	event.  On a hot standby it polls.
+#	event.  On a hot standby it polls, and refuses --ack.
 #
 # The follower is the one installed into PostgreSQL's bindir by
 # `make install`.  Its output is compared with eventstore.events itself,
@@ -570,6 +570,18 @@ is(wait_for_exit($h, 10), 0, 'on a standby: SIGTERM, exit status 0');
 is($$herr, '', 'on a standby: nothing on stderr');
 ($events) = parse_output($$hout);
 is_deeply($events, stored_events(), 'on a standby: every event once, in order');
+
+# Subscriptions: polled on the standby, acknowledged only on the primary.
+($rc, $out, $err) = run_follow('-s', 'live-c-only', '-b', '3', '-e', $standby_connstr);
+($events) = parse_output($out);
+ok($rc == 0 && $err eq '', 'on a standby: a subscription without --ack, exit 0');
+is_deeply($events, [ grep { $_->{stream_id} =~ /^live-c-/ } @{ stored_events() } ],
+	'on a standby: a subscription prints what passes its filter');
+($rc, $out, $err) = run_follow('-s', 'live-c-only', '--ack', '-e', $standby_connstr);
+is($rc, 1, 'on a standby: --ack is an error (exit status 1)');
+like($err, qr/in recovery: acknowledgements are stored on the primary only/,
+	'on a standby: --ack says why');
+is($out, '', 'on a standby: --ack prints nothing');
 $standby->stop;
 
 $node->stop;
