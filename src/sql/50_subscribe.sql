@@ -5,12 +5,16 @@
 /*
  * Ticks, written by the database's ticker (src/ticker.c) whenever the head
  * moves: a tick commits after every event at or below its head.  On a hot
- * standby, eventstore.head() is the head of the newest tick.
+ * standby, eventstore.head() is the head of the newest tick.  ticked_at is
+ * read when the row is inserted, after the head was computed (not at the
+ * start of the ticker's transaction, which precedes it): every event at or
+ * below the head was visible by then, as create_subscription's start_time
+ * assumes.
  */
 CREATE TABLE eventstore.ticks (
 	tick_id		bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	head		bigint NOT NULL,
-	ticked_at	timestamptz NOT NULL DEFAULT pg_catalog.now()
+	ticked_at	timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
 );
 /*
  * Ticks are not dumped: they describe the server that wrote them, and a
@@ -136,13 +140,18 @@ BEGIN
 		/*
 		 * Every event that became visible after start_time: the head of the
 		 * newest tick at or before it.  Older than every tick kept: every
-		 * event recorded at or after it.
+		 * event recorded at or after it.  A time still to come: the head,
+		 * taken before the clock is read (the newest tick may lag behind
+		 * it, and everything up to it became visible before that time).
 		 */
-		SELECT t.head INTO start FROM eventstore.ticks t
-		 WHERE t.ticked_at <= start_time ORDER BY t.tick_id DESC LIMIT 1;
-		IF NOT FOUND THEN
-			SELECT COALESCE(min(e.insert_order) - 1, eventstore.head()) INTO start
-			  FROM eventstore.events e WHERE e.recorded_at >= start_time;
+		start := eventstore.head();
+		IF start_time < clock_timestamp() THEN
+			SELECT t.head INTO start FROM eventstore.ticks t
+			 WHERE t.ticked_at <= start_time ORDER BY t.tick_id DESC LIMIT 1;
+			IF NOT FOUND THEN
+				SELECT COALESCE(min(e.insert_order) - 1, eventstore.head()) INTO start
+				  FROM eventstore.events e WHERE e.recorded_at >= start_time;
+			END IF;
 		END IF;
 	ELSIF start_from = 'head' THEN
 		start := eventstore.head();
@@ -181,6 +190,9 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	IF name IS NULL THEN
+		RAISE EXCEPTION 'name must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	DELETE FROM eventstore.subscriptions s WHERE s.name = drop_subscription.name;
 	IF NOT FOUND AND NOT COALESCE(if_exists, false) THEN
 		RAISE EXCEPTION 'subscription "%" does not exist', name
@@ -198,8 +210,8 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF paused IS NULL THEN
-		RAISE EXCEPTION 'paused must not be null' USING ERRCODE = 'null_value_not_allowed';
+	IF name IS NULL OR paused IS NULL THEN
+		RAISE EXCEPTION 'name and paused must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	UPDATE eventstore.subscriptions s SET paused = pause_subscription.paused
 	 WHERE s.name = pause_subscription.name;
@@ -425,6 +437,9 @@ AS $$
 DECLARE
 	s eventstore.subscriptions;
 BEGIN
+	IF member IS NULL THEN
+		RAISE EXCEPTION 'member must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	s := eventstore.subscription_row(subscription, true, true);
 	UPDATE eventstore.subscription_partitions p SET member = NULL, polled_to = NULL
 	 WHERE p.subscription = s.name AND p.member = group_leave.member;
@@ -442,6 +457,9 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	IF member IS NULL THEN
+		RAISE EXCEPTION 'member must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
 	IF NOT EXISTS (SELECT FROM eventstore.subscription_members m
 				   WHERE m.subscription = group_member_check.subscription
 					 AND m.member = group_member_check.member
@@ -562,7 +580,8 @@ COMMENT ON FUNCTION eventstore.group_ack(text, text, bigint) IS
 /*
  * Lag of every subscription: its checkpoint (a group's lowest), the head,
  * how many events passing its filter lie between them, and for how long
- * the oldest of them has been visible (from the ticks).
+ * the oldest of them has been visible (from the ticks; 0 when there are
+ * none, even if events the filter skips lie between them).
  */
 CREATE VIEW eventstore.subscription_lag AS
 	SELECT s.name,
@@ -570,13 +589,10 @@ CREATE VIEW eventstore.subscription_lag AS
 		   s.paused,
 		   c.checkpoint,
 		   h.head,
-		   (SELECT count(*) FROM eventstore.events e
-			 WHERE e.insert_order > c.checkpoint AND e.insert_order <= h.head
-			   AND eventstore.subscription_matches(s.event_types, s.stream_prefix,
-					s.partition_keys, e.event_type, e.stream_id, e.partition_key)) AS events_behind,
+		   b.events_behind,
 		   COALESCE(pg_catalog.date_part('epoch', pg_catalog.now() OPERATOR(pg_catalog.-)
 				(SELECT min(t.ticked_at) FROM eventstore.ticks t
-				  WHERE t.head > c.checkpoint AND c.checkpoint < h.head)), 0) AS seconds_behind,
+				  WHERE t.head >= b.oldest)), 0) AS seconds_behind,
 		   (SELECT count(*) FROM eventstore.subscription_members m
 			 WHERE m.subscription = s.name AND m.lease_until >= pg_catalog.now()) AS live_members,
 		   COALESCE(s.acked_at, (SELECT max(p.acked_at) FROM eventstore.subscription_partitions p
@@ -587,7 +603,13 @@ CREATE VIEW eventstore.subscription_lag AS
 					THEN (SELECT min(p.checkpoint) FROM eventstore.subscription_partitions p
 						   WHERE p.subscription = s.name)
 					ELSE s.checkpoint END AS checkpoint) c
-	 CROSS JOIN LATERAL (SELECT eventstore.head() AS head) h;
+	 CROSS JOIN LATERAL (SELECT eventstore.head() AS head) h
+	 CROSS JOIN LATERAL (
+		SELECT count(*) AS events_behind, min(e.insert_order) AS oldest
+		  FROM eventstore.events e
+		 WHERE e.insert_order > c.checkpoint AND e.insert_order <= h.head
+		   AND eventstore.subscription_matches(s.event_types, s.stream_prefix,
+				s.partition_keys, e.event_type, e.stream_id, e.partition_key)) b;
 COMMENT ON VIEW eventstore.subscription_lag IS
 'every subscription''s checkpoint, the head, and the events and seconds it is behind';
 
