@@ -100,6 +100,8 @@ SELECT eventstore.create_subscription('bad', start_position => 1, start_time => 
 \echo :LAST_ERROR_SQLSTATE
 SELECT eventstore.create_subscription('bad', start_position => -1);
 \echo :LAST_ERROR_SQLSTATE
+SELECT eventstore.create_subscription('bad', start_position => eventstore.head() + 1);
+\echo :LAST_ERROR_SQLSTATE
 SELECT eventstore.create_subscription('bad', 'end');
 \echo :LAST_ERROR_SQLSTATE
 SELECT eventstore.create_subscription('bad', event_types => ARRAY[]::text[]);

@@ -123,6 +123,11 @@ BEGIN
 		RAISE EXCEPTION 'start_position must not be negative'
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	IF start_position > eventstore.head() THEN
+		RAISE EXCEPTION 'start_position is above the head of the feed'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Events that arrive later below it would never be delivered.';
+	END IF;
 	IF start_from NOT IN ('beginning', 'head') THEN
 		RAISE EXCEPTION 'start_from must be ''beginning'' or ''head'', not "%"', start_from
 			USING ERRCODE = 'invalid_parameter_value';
@@ -609,7 +614,12 @@ CREATE VIEW eventstore.subscription_lag AS
 		  FROM eventstore.events e
 		 WHERE e.insert_order > c.checkpoint AND e.insert_order <= h.head
 		   AND eventstore.subscription_matches(s.event_types, s.stream_prefix,
-				s.partition_keys, e.event_type, e.stream_id, e.partition_key)) b;
+				s.partition_keys, e.event_type, e.stream_id, e.partition_key)
+		   -- a group: above the checkpoint of the event's own partition
+		   AND (NOT s.consumer_group OR e.insert_order > (
+				SELECT p.checkpoint FROM eventstore.subscription_partitions p
+				 WHERE p.subscription = s.name
+				   AND e.bucket BETWEEN p.first_bucket AND p.last_bucket))) b;
 COMMENT ON VIEW eventstore.subscription_lag IS
 'every subscription''s checkpoint, the head, and the events and seconds it is behind';
 
