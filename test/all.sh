@@ -13,7 +13,8 @@
 #   3. isolation   test/isolation/specs/NAME.spec against
 #                  test/isolation/expected/NAME.out, one test each
 #   4. pgTAP       test/pgtap/*.sql with pg_prove, each assertion counts
-#   5. stress      test/stress/run.sh, each "ok"/"not ok" line counts
+#   5. stress      test/stress/run.sh and groups.sh, each "ok"/"not ok"
+#                  line counts
 #   6. TAP         test/t/*.pl with prove and PostgreSQL::Test::Cluster,
 #                  each assertion counts
 #
@@ -217,7 +218,7 @@ suite_pgtap() {
 }
 
 suite_stress() {
-	local out=$ES_WORK/stress.out rc counts
+	local out=$ES_WORK/stress.out rc groups_rc counts
 	suite_begin "5/6 stress"
 	if [ ! -f "$ES_WORK/src/test/stress/run.sh" ]; then
 		suite_skip "no test/stress/run.sh"
@@ -225,6 +226,9 @@ suite_stress() {
 	fi
 	run_pg 900 bash test/stress/run.sh >"$out" 2>&1
 	rc=$?
+	run_pg 300 bash test/stress/groups.sh >>"$out" 2>&1
+	groups_rc=$?
+	[ "$rc" -ne 0 ] || rc=$groups_rc
 	indent <"$out"
 	counts=$(es_count_tap_lines "$out")
 	suite_end ${counts% *} ${counts#* } "$rc"
