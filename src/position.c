@@ -705,10 +705,11 @@ EsTickerDetach(bool clean)
 	if (db->ticker_pid == MyProcPid)
 	{
 		db->ticker_latch = NULL;
+		/* stopped on request: EsStopTicker keeps appenders off a while */
+		if (clean && !db->ticker_stop)
+			db->ticker_requested = 0;
 		db->ticker_pid = 0;
 		db->ticker_stop = false;
-		if (clean)
-			db->ticker_requested = 0;
 	}
 	LWLockRelease(es_shared->lock);
 }

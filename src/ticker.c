@@ -82,6 +82,9 @@
 /* Longest sleep of an idle ticker; it looks at the head at least this often. */
 #define ES_IDLE_MS			1000
 
+/* Longest time a ticker waiting out tick_interval takes to notice a request. */
+#define ES_RESPOND_MS		100
+
 PGDLLEXPORT void eventstore_launcher_main(Datum main_arg);
 PGDLLEXPORT void eventstore_ticker_main(Datum main_arg);
 
@@ -362,8 +365,12 @@ eventstore_ticker_main(Datum main_arg)
 			TimestampDifferenceMilliseconds(last_tick, now);
 		if (last_tick != 0 && wait_ms > 0)
 		{
-			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms,
-							 PG_WAIT_EXTENSION);
+			/*
+			 * Appenders keep setting the latch meanwhile; wait without it,
+			 * in short steps so that a stop request or a signal is seen.
+			 */
+			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Min(wait_ms, ES_RESPOND_MS), PG_WAIT_EXTENSION);
 			continue;
 		}
 

@@ -53,6 +53,7 @@ CREATE TABLE eventstore.subscription_partitions (
 	checkpoint		bigint NOT NULL CHECK (checkpoint >= 0),
 	member			text,
 	polled_to		bigint,
+	polled_xid		xid8,
 	acked_at		timestamptz,
 	PRIMARY KEY (subscription, partition)
 );
@@ -395,11 +396,20 @@ BEGIN
 	VALUES (s.name, group_join.member, now(), clock_timestamp() + lease)
 	ON CONFLICT ON CONSTRAINT subscription_members_pkey DO UPDATE SET lease_until = excluded.lease_until;
 
-	-- partitions of members that are gone are free
+	/*
+	 * Partitions of members that are gone are free, except those a
+	 * transaction still works on (its poll locked them): they are skipped,
+	 * not waited for, so that one hung member cannot stall the group, and
+	 * freed by a later heartbeat.
+	 */
 	UPDATE eventstore.subscription_partitions p SET member = NULL, polled_to = NULL
-	 WHERE p.subscription = s.name AND p.member IS NOT NULL
-	   AND NOT EXISTS (SELECT FROM eventstore.subscription_members m
-					   WHERE m.subscription = s.name AND m.member = p.member);
+	 WHERE p.subscription = s.name
+	   AND p.partition IN (
+			SELECT q.partition FROM eventstore.subscription_partitions q
+			 WHERE q.subscription = s.name AND q.member IS NOT NULL
+			   AND NOT EXISTS (SELECT FROM eventstore.subscription_members m
+							   WHERE m.subscription = s.name AND m.member = q.member)
+			   FOR NO KEY UPDATE SKIP LOCKED);
 
 	SELECT count(*) INTO nparts FROM eventstore.subscription_partitions p
 	 WHERE p.subscription = s.name;
@@ -410,19 +420,32 @@ BEGIN
 
 	SELECT count(*) INTO held FROM eventstore.subscription_partitions p
 	 WHERE p.subscription = s.name AND p.member = group_join.member;
+	/*
+	 * Give back extras, but never a partition that a transaction is working
+	 * on: not one this very transaction has polled (a member that
+	 * heartbeats between its poll and its ack keeps it), nor one locked by
+	 * a poll in flight elsewhere.  A later heartbeat gives them back.
+	 */
 	IF held > share THEN
 		UPDATE eventstore.subscription_partitions p SET member = NULL, polled_to = NULL
 		 WHERE p.subscription = s.name
 		   AND p.partition IN (SELECT q.partition FROM eventstore.subscription_partitions q
 								WHERE q.subscription = s.name AND q.member = group_join.member
-								ORDER BY q.partition DESC LIMIT held - share);
+								  AND q.polled_xid IS DISTINCT FROM pg_current_xact_id_if_assigned()
+								ORDER BY q.partition DESC LIMIT held - share
+								FOR NO KEY UPDATE SKIP LOCKED);
 	ELSIF held < share THEN
 		UPDATE eventstore.subscription_partitions p SET member = group_join.member, polled_to = NULL
 		 WHERE p.subscription = s.name
 		   AND p.partition IN (SELECT q.partition FROM eventstore.subscription_partitions q
 								WHERE q.subscription = s.name AND q.member IS NULL
-								ORDER BY q.partition LIMIT share - held);
+								ORDER BY q.partition LIMIT share - held
+								FOR NO KEY UPDATE SKIP LOCKED);
 	END IF;
+
+	-- the lease counts from now, after any wait for the group's lock
+	UPDATE eventstore.subscription_members m SET lease_until = clock_timestamp() + lease
+	 WHERE m.subscription = s.name AND m.member = group_join.member;
 
 	RETURN QUERY
 		SELECT p.partition, p.first_bucket, p.last_bucket, p.checkpoint
@@ -497,6 +520,11 @@ BEGIN
 	IF max_count IS NULL OR max_count < 1 THEN
 		RAISE EXCEPTION 'max_count must be at least 1' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	IF pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' THEN
+		RAISE EXCEPTION 'group_poll needs a read-write transaction on the primary'
+			USING ERRCODE = 'read_only_sql_transaction',
+				  DETAIL = 'A poll locks the member''s partitions and records what it covered.';
+	END IF;
 	s := eventstore.subscription_row(subscription, true, false);
 	PERFORM eventstore.group_member_check(s.name, member);
 	IF s.paused THEN
@@ -544,13 +572,12 @@ BEGIN
 	IF n < max_count THEN
 		last := head;
 	END IF;
-	IF NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off' THEN
-		UPDATE eventstore.subscription_partitions p
-		   SET polled_to = greatest(p.checkpoint, last),
-			   checkpoint = CASE WHEN n = 0 THEN greatest(p.checkpoint, last)
-								 ELSE p.checkpoint END
-		 WHERE p.subscription = s.name AND p.member = group_poll.member;
-	END IF;
+	UPDATE eventstore.subscription_partitions p
+	   SET polled_to = greatest(p.checkpoint, last),
+		   polled_xid = pg_current_xact_id(),
+		   checkpoint = CASE WHEN n = 0 THEN greatest(p.checkpoint, last)
+							 ELSE p.checkpoint END
+	 WHERE p.subscription = s.name AND p.member = group_poll.member;
 END
 $$;
 COMMENT ON FUNCTION eventstore.group_poll(text, text, integer) IS
