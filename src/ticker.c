@@ -76,7 +76,7 @@
 
 #include "eventstore.h"
 
-/* Seconds between two prunings of eventstore.ticks. */
+/* Milliseconds between two prunings of eventstore.ticks. */
 #define ES_PRUNE_EVERY_MS	10000
 
 /* Longest sleep of an idle ticker; it looks at the head at least this often. */

@@ -504,7 +504,7 @@ ack(Follower *f, const FollowOptions *opts, int64 position)
 	snprintf(position_text, sizeof(position_text), INT64_FORMAT, position);
 	params[0] = opts->subscription;
 	params[1] = position_text;
-	res = PQexecParams(f->conn, ack_sql, 2, NULL, params, NULL, NULL, 0);
+	res = PQexecPrepared(f->conn, "ack", 2, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		return query_failed(f, res, "could not acknowledge");
 	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
@@ -538,13 +538,13 @@ read_batch(Follower *f, const FollowOptions *opts, int *count)
 		params[0] = opts->subscription;
 		params[1] = batch_text;
 		params[2] = f->have_position ? position_text : NULL;
-		res = PQexecParams(f->conn, poll_sql, 3, NULL, params, NULL, NULL, 0);
+		res = PQexecPrepared(f->conn, "read", 3, params, NULL, NULL, 0);
 	}
 	else
 	{
 		params[0] = position_text;
 		params[1] = batch_text;
-		res = PQexecParams(f->conn, read_all_sql, 2, NULL, params, NULL, NULL, 0);
+		res = PQexecPrepared(f->conn, "read", 2, params, NULL, NULL, 0);
 	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		return query_failed(f, res, "could not read events");
@@ -628,6 +628,35 @@ wait_for_more(Follower *f, const FollowOptions *opts)
 }
 
 /*
+ * Prepare this connection's statements once: a follower that is woken a
+ * few hundred times a second should not parse and plan its query each time.
+ */
+static FollowResult
+prepare_statements(Follower *f, const FollowOptions *opts)
+{
+	PGresult   *res;
+
+	if (opts->subscription != NULL)
+	{
+		res = PQprepare(f->conn, "read", poll_sql, 3, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			return query_failed(f, res, "could not prepare the poll");
+		PQclear(res);
+		res = PQprepare(f->conn, "ack", ack_sql, 2, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			return query_failed(f, res, "could not prepare the acknowledgement");
+	}
+	else
+	{
+		res = PQprepare(f->conn, "read", read_all_sql, 2, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			return query_failed(f, res, "could not prepare the read");
+	}
+	PQclear(res);
+	return FOLLOW_OK;
+}
+
+/*
  * Follow over one connection until it breaks, a signal arrives, or (with
  * --exit-at-head) the head is reached.  *progressed tells whether a read
  * succeeded, which resets the reconnect backoff.
@@ -638,6 +667,9 @@ follow(Follower *f, const FollowOptions *opts, bool *progressed)
 	FollowResult r;
 
 	*progressed = false;
+	r = prepare_statements(f, opts);
+	if (r != FOLLOW_OK)
+		return r;
 	r = check_recovery_and_listen(f, opts);
 	if (r != FOLLOW_OK)
 		return r;

@@ -83,6 +83,10 @@
 #   W8   W1 at 8 clients with 0 and with 8 followers attached (eventstore-follow
 #        processes from the head: LISTEN, wake on the ticker's notifications,
 #        read every event); ratio = with 8 / with 0.  Target: >= 0.95.
+#        "shared": all processes scheduled freely, so the followers' reads
+#        compete with the writers for the cores; "pinned": writers' backends
+#        on core 0, followers, their backends and the ticker on core 1, so
+#        the ratio shows what followers cost writers through the server.
 #   W9   notification latency: W1 at 2 clients runs while a probe appends an
 #        event every 50 ms carrying clock_timestamp(); one eventstore-follow
 #        prints every event and each probe's latency is taken when its line
@@ -491,17 +495,37 @@ w4() {
 
 # W8: W1 at 8 clients with 0 and with 8 followers attached.  A follower is
 # an eventstore-follow process started at the head: it LISTENs, wakes on the
-# ticker's notifications and reads every new event with read_all.
+# ticker's notifications and reads every new event with read_all.  Two
+# forms: "shared", everything scheduled freely on the machine's cores (the
+# followers' reads then take CPU from the writers), and "pinned", with the
+# writers' backends on core 0 and the followers, their backends and the
+# ticker on core 1 (taskset), which leaves only what followers cost writers
+# through the server itself: locks, notifications, the head.
+w8_pin() {
+	local db=$1 core=$2 filter=$3 pid
+	for pid in $(bq "$db" -c "SELECT pid FROM pg_stat_activity WHERE $filter"); do
+		taskset -p -c "$core" "$pid" >/dev/null 2>&1
+	done
+}
+
 w8_once() {
-	local db=$1 followers=$2 rep=$3 base=$4 pids=() i head rc failed=0
+	local db=$1 followers=$2 form=$3 rep=$4 base=$5 pids=() i head rc failed=0 pinner=""
+	local launch=()
 	head=$(bq "$db" -c "SELECT eventstore.head()") || es_die "head"
+	[ "$form" = pinned ] && launch=(taskset -c 1)
 	for ((i = 0; i < followers; i++)); do
-		"$PG_BINDIR/eventstore-follow" --from "$head" -d "$db" >/dev/null \
+		"${launch[@]}" "$PG_BINDIR/eventstore-follow" --from "$head" -d "$db" >/dev/null \
 			2>>"$BENCH_LOGS/follow.err" &
 		pids+=($!)
 	done
 	[ "$followers" -gt 0 ] && sleep 1
+	if [ "$form" = pinned ]; then
+		w8_pin "$db" 1 "application_name = 'eventstore-follow' OR backend_type = 'eventstore ticker'"
+		( sleep 0.5; w8_pin "$db" 0 "application_name = 'pgbench'" ) &
+		pinner=$!
+	fi
 	bench_pgbench "$db" 8 w1_es.sql 1
+	[ -n "$pinner" ] && wait "$pinner"
 	for i in "${pids[@]}"; do
 		kill -TERM "$i"
 		wait "$i"
@@ -513,15 +537,20 @@ w8_once() {
 		R_NOTE="a follower failed (see logs/follow.err)"
 		BENCH_FAILURES=$((BENCH_FAILURES + 1))
 	fi
-	bench_record W8 8 "es-$followers-followers" "$rep" "$base" ""
+	bench_record W8 8 "es-$followers-followers-$form" "$rep" "$base" ""
 }
 
 w8() {
 	local db=$1 rep
 	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
-		w8_once "$db" 0 "$rep" ""
-		w8_once "$db" 8 "$rep" "W8/es-0-followers/8"
+		w8_once "$db" 0 shared "$rep" ""
+		w8_once "$db" 8 shared "$rep" "W8/es-0-followers-shared/8"
+		[ "$(nproc)" -ge 2 ] || continue
+		w8_once "$db" 0 pinned "$rep" ""
+		w8_once "$db" 8 pinned "$rep" "W8/es-0-followers-pinned/8"
 	done
+	# the pinned ticker may run anywhere again
+	w8_pin "$db" "0-$(($(nproc) - 1))" "backend_type = 'eventstore ticker'"
 }
 
 # W9: notification latency under append load.  While W1 runs at 2 clients,
@@ -563,7 +592,7 @@ w9_once() {
 	n=$(wc -l <"$sorted")
 	R_P50=$(bench_percentile "$sorted" 0.50 1000)
 	R_P99=$(bench_percentile "$sorted" 0.99 1000)
-	R_NOTE="p50/p99: commit to follower, $n probes; max $(tail -n 1 "$sorted" | awk '{ printf "%.1f", $1 / 1000 }') ms"
+	R_NOTE="$n probes, max $(tail -n 1 "$sorted" | awk '{ printf "%.1f", $1 / 1000 }') ms"
 	if [ "$n" -lt 10 ]; then
 		R_FAILED=1
 		R_NOTE+="; too few probes arrived"
