@@ -640,17 +640,17 @@ prepare_statements(Follower *f, const FollowOptions *opts)
 	{
 		res = PQprepare(f->conn, "read", poll_sql, 3, NULL);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			return query_failed(f, res, "could not prepare the poll");
+			return query_failed(f, res, "could not read events");
 		PQclear(res);
 		res = PQprepare(f->conn, "ack", ack_sql, 2, NULL);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			return query_failed(f, res, "could not prepare the acknowledgement");
+			return query_failed(f, res, "could not acknowledge");
 	}
 	else
 	{
 		res = PQprepare(f->conn, "read", read_all_sql, 2, NULL);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			return query_failed(f, res, "could not prepare the read");
+			return query_failed(f, res, "could not read events");
 	}
 	PQclear(res);
 	return FOLLOW_OK;
