@@ -593,8 +593,24 @@ RESET ROLE;
 DROP ROLE es_regress_reader;
 DROP ROLE es_regress_writer;
 
--- dropping a subscription drops its partitions and members
+-- acknowledgements need a read-write transaction; group_ack refuses a
+-- position above the head, as ack does
 SELECT count(*) FROM eventstore.group_join('workers', 'm9');
+\set VERBOSITY sqlstate
+SELECT eventstore.group_ack('workers', 'm9', eventstore.head() + 1);
+\set VERBOSITY default
+\echo :LAST_ERROR_SQLSTATE
+BEGIN READ ONLY;
+SELECT eventstore.group_ack('workers', 'm9', eventstore.head());
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT eventstore.create_subscription('read_only_ack');
+BEGIN READ ONLY;
+SELECT eventstore.ack('read_only_ack', 0);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+
+-- dropping a subscription drops its partitions and members
 SELECT eventstore.drop_subscription(name) FROM eventstore.subscriptions ORDER BY name;
 SELECT (SELECT count(*) FROM eventstore.subscriptions) AS subscriptions,
 	   (SELECT count(*) FROM eventstore.subscription_partitions) AS partitions,

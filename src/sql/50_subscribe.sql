@@ -340,6 +340,10 @@ BEGIN
 	IF up_to IS NULL OR up_to < 0 THEN
 		RAISE EXCEPTION 'up_to must be a position (0 or more)' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	IF pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' THEN
+		RAISE EXCEPTION 'ack needs a read-write transaction on the primary'
+			USING ERRCODE = 'read_only_sql_transaction';
+	END IF;
 	s := eventstore.subscription_row(subscription, false, false);
 	IF up_to > eventstore.head() THEN
 		RAISE EXCEPTION 'cannot acknowledge position % above the head of the feed', up_to
@@ -595,8 +599,16 @@ BEGIN
 	IF up_to IS NULL OR up_to < 0 THEN
 		RAISE EXCEPTION 'up_to must be a position (0 or more)' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	IF pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' THEN
+		RAISE EXCEPTION 'group_ack needs a read-write transaction on the primary'
+			USING ERRCODE = 'read_only_sql_transaction';
+	END IF;
 	s := eventstore.subscription_row(subscription, true, false);
 	PERFORM eventstore.group_member_check(s.name, member);
+	IF up_to > eventstore.head() THEN
+		RAISE EXCEPTION 'cannot acknowledge position % above the head of the feed', up_to
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
 	UPDATE eventstore.subscription_partitions p
 	   SET checkpoint = least(up_to, p.polled_to), acked_at = now()
 	 WHERE p.subscription = s.name AND p.member = group_ack.member
