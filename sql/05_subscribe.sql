@@ -604,6 +604,10 @@ BEGIN READ ONLY;
 SELECT eventstore.group_ack('workers', 'm9', eventstore.head());
 \echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
+BEGIN READ ONLY;
+SELECT count(*) FROM eventstore.group_join('workers', 'm9');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
 SELECT eventstore.create_subscription('read_only_ack');
 BEGIN READ ONLY;
 SELECT eventstore.ack('read_only_ack', 0);

@@ -202,13 +202,17 @@ eventstore_launcher_main(Datum main_arg)
 	}
 }
 
-/* Whether this database has the extension, with its ticks table. */
+/*
+ * Whether this database has the extension, with its ticks table.  Each tick
+ * asks only the syscache (DROP EXTENSION drops the schema and the table);
+ * the scan of pg_extension is for the start.
+ */
 static bool
-es_ticks_exist(void)
+es_ticks_exist(bool check_extension)
 {
 	Oid			nsp;
 
-	if (!OidIsValid(get_extension_oid("eventstore", true)))
+	if (check_extension && !OidIsValid(get_extension_oid("eventstore", true)))
 		return false;
 	nsp = get_namespace_oid("eventstore", true);
 	return OidIsValid(nsp) && OidIsValid(get_relname_relid("ticks", nsp));
@@ -235,7 +239,7 @@ es_tick(int64 *last_head, bool prune)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "eventstore tick");
 
-	present = es_ticks_exist();
+	present = es_ticks_exist(false);
 	if (present)
 	{
 		head = EsHead();
@@ -339,7 +343,7 @@ eventstore_ticker_main(Datum main_arg)
 
 	/* attaching may look up databases in the catalog */
 	StartTransactionCommand();
-	present = es_ticks_exist() && EsTickerAttach();
+	present = es_ticks_exist(true) && EsTickerAttach();
 	CommitTransactionCommand();
 	if (!present)
 		proc_exit(0);

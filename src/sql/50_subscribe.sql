@@ -238,7 +238,8 @@ COMMENT ON FUNCTION eventstore.resume_subscription(text) IS
 'resumes a paused subscription';
 
 /* The subscription row, checked; locked when asked. */
-CREATE FUNCTION eventstore.subscription_row(name text, for_group boolean, lock boolean)
+CREATE FUNCTION eventstore.subscription_row(name text, for_group boolean, lock boolean,
+											writer text)
 RETURNS eventstore.subscriptions
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -246,6 +247,12 @@ AS $$
 DECLARE
 	s eventstore.subscriptions;
 BEGIN
+	-- writer: the calling function's name when it writes, else NULL
+	IF writer IS NOT NULL
+	   AND (pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on') THEN
+		RAISE EXCEPTION '% needs a read-write transaction on the primary', writer
+			USING ERRCODE = 'read_only_sql_transaction';
+	END IF;
 	IF name IS NULL THEN
 		RAISE EXCEPTION 'subscription must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
@@ -271,8 +278,8 @@ BEGIN
 	RETURN s;
 END
 $$;
-COMMENT ON FUNCTION eventstore.subscription_row(text, boolean, boolean) IS
-'internal: the subscription row, checked (and locked on request)';
+COMMENT ON FUNCTION eventstore.subscription_row(text, boolean, boolean, text) IS
+'internal: the subscription row, checked (and locked on request; a writer needs a read-write primary)';
 
 CREATE FUNCTION eventstore.poll(
 	subscription text,
@@ -295,7 +302,7 @@ BEGIN
 	IF after_position < 0 THEN
 		RAISE EXCEPTION 'after_position must not be negative' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	s := eventstore.subscription_row(subscription, false, COALESCE(lock, false));
+	s := eventstore.subscription_row(subscription, false, COALESCE(lock, false), NULL);
 	IF s.paused THEN
 		RETURN;
 	END IF;
@@ -340,11 +347,7 @@ BEGIN
 	IF up_to IS NULL OR up_to < 0 THEN
 		RAISE EXCEPTION 'up_to must be a position (0 or more)' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	IF pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' THEN
-		RAISE EXCEPTION 'ack needs a read-write transaction on the primary'
-			USING ERRCODE = 'read_only_sql_transaction';
-	END IF;
-	s := eventstore.subscription_row(subscription, false, false);
+	s := eventstore.subscription_row(subscription, false, false, 'ack');
 	IF up_to > eventstore.head() THEN
 		RAISE EXCEPTION 'cannot acknowledge position % above the head of the feed', up_to
 			USING ERRCODE = 'invalid_parameter_value';
@@ -391,7 +394,7 @@ BEGIN
 	IF lease < '1 second' OR lease > '1 day' THEN
 		RAISE EXCEPTION 'lease must be between 1 second and 1 day' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	s := eventstore.subscription_row(subscription, true, true);
+	s := eventstore.subscription_row(subscription, true, true, 'group_join');
 
 	DELETE FROM eventstore.subscription_members m
 	 WHERE m.subscription = s.name AND m.lease_until < clock_timestamp()
@@ -472,7 +475,7 @@ BEGIN
 	IF member IS NULL THEN
 		RAISE EXCEPTION 'member must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	s := eventstore.subscription_row(subscription, true, true);
+	s := eventstore.subscription_row(subscription, true, true, 'group_leave');
 	UPDATE eventstore.subscription_partitions p SET member = NULL, polled_to = NULL
 	 WHERE p.subscription = s.name AND p.member = group_leave.member;
 	DELETE FROM eventstore.subscription_members m
@@ -524,12 +527,7 @@ BEGIN
 	IF max_count IS NULL OR max_count < 1 THEN
 		RAISE EXCEPTION 'max_count must be at least 1' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	IF pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' THEN
-		RAISE EXCEPTION 'group_poll needs a read-write transaction on the primary'
-			USING ERRCODE = 'read_only_sql_transaction',
-				  DETAIL = 'A poll locks the member''s partitions and records what it covered.';
-	END IF;
-	s := eventstore.subscription_row(subscription, true, false);
+	s := eventstore.subscription_row(subscription, true, false, 'group_poll');
 	PERFORM eventstore.group_member_check(s.name, member);
 	IF s.paused THEN
 		RETURN;
@@ -599,11 +597,7 @@ BEGIN
 	IF up_to IS NULL OR up_to < 0 THEN
 		RAISE EXCEPTION 'up_to must be a position (0 or more)' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	IF pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' THEN
-		RAISE EXCEPTION 'group_ack needs a read-write transaction on the primary'
-			USING ERRCODE = 'read_only_sql_transaction';
-	END IF;
-	s := eventstore.subscription_row(subscription, true, false);
+	s := eventstore.subscription_row(subscription, true, false, 'group_ack');
 	PERFORM eventstore.group_member_check(s.name, member);
 	IF up_to > eventstore.head() THEN
 		RAISE EXCEPTION 'cannot acknowledge position % above the head of the feed', up_to

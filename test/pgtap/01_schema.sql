@@ -344,7 +344,7 @@ SELECT results_eq(
 	  ('subscription_matches',
 	   'event_types text[], stream_prefix text, partition_keys text[], event_type text, stream_id text, partition_key text',
 	   'boolean'),
-	  ('subscription_row', 'name text, for_group boolean, lock boolean', 'eventstore.subscriptions')$$,
+	  ('subscription_row', 'name text, for_group boolean, lock boolean, writer text', 'eventstore.subscriptions')$$,
 	'every API function has the documented arguments, defaults and result');
 
 SELECT function_returns('eventstore', 'event',

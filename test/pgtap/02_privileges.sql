@@ -129,7 +129,7 @@ SELECT function_privs_are('eventstore', f.name, f.args, r.role,
 
 -- Internal helpers: nobody.
 SELECT function_privs_are('eventstore', f.name, f.args, r.role, ARRAY[]::name[])
-  FROM (VALUES (1, 'subscription_row'::name, ARRAY['text', 'boolean', 'boolean']::name[]),
+  FROM (VALUES (1, 'subscription_row'::name, ARRAY['text', 'boolean', 'boolean', 'text']::name[]),
 			   (2, 'group_member_check', ARRAY['text', 'text'])) f(n, name, args)
  CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
 					(3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)

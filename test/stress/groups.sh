@@ -85,8 +85,7 @@ NEXT_MEMBER=0
 SAMPLER_PID=
 PGBENCH_PID=
 
-psql_admin() { "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d postgres "$@"; }
-psql_db() { "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
+. "$(dirname "${BASH_SOURCE[0]}")/stresslib.sh"
 
 cleanup() {
 	local pid
@@ -98,21 +97,6 @@ cleanup() {
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-check() {
-	# check DESCRIPTION COMMAND...: "ok - " when COMMAND succeeds
-	local desc=$1
-	shift
-	if "$@"; then
-		echo "ok - $desc"
-	else
-		echo "not ok - $desc"
-		FAILED=1
-	fi
-}
-
-# A query whose single result must be "t".
-is_true() { [ "$(psql_db -c "$1")" = t ]; }
 
 # --- Setup --------------------------------------------------------------------
 
