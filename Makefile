@@ -8,12 +8,16 @@ OBJS = \
 	src/eventstore.o \
 	src/guc.o \
 	src/hash.o \
+	src/spi.o \
+	src/shmem.o \
+	src/launcher.o \
 	src/position.o \
+	src/head.o \
+	src/ticker.o \
+	src/utility.o \
 	src/append.o \
 	src/read.o \
-	src/guard.o \
-	src/spi.o \
-	src/ticker.o
+	src/guard.o
 
 # The install script is assembled from the pieces in src/sql, in name order.
 SQL_PIECES = $(sort $(wildcard src/sql/*.sql))
@@ -39,7 +43,7 @@ include $(PGXS)
 eventstore--$(EXTVERSION).sql: $(SQL_PIECES)
 	cat $^ > $@
 
-$(OBJS): src/eventstore.h
+$(OBJS): $(wildcard src/*.h)
 
 # The command-line follower (src/follow), built, installed and cleaned with
 # the extension.

@@ -67,6 +67,12 @@
 #include "utils/uuid.h"
 
 #include "eventstore.h"
+#include "guard.h"
+#include "guc.h"
+#include "hash.h"
+#include "position.h"
+#include "shmem.h"
+#include "spi.h"
 
 /* Attributes of eventstore.event_in. */
 enum
@@ -692,14 +698,7 @@ es_insert_events(EsLeaf *leaf, EsStream *stream, EsEvent *events, int n,
 		List	   *recheck;
 
 		recheck = ExecInsertIndexTuples(leaf->rri, slots[i], leaf->estate,
-#if PG_VERSION_NUM >= 160000
-										false,
-#endif
-										false, false, NULL, NIL
-#if PG_VERSION_NUM >= 160000
-										, false
-#endif
-			);
+										false, false, NULL, NIL);
 		list_free(recheck);
 		ResetPerTupleExprContext(leaf->estate);
 		ExecDropSingleTupleTableSlot(slots[i]);
@@ -797,6 +796,8 @@ eventstore_append(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
+	/* a stream row locked by this transaction forbids PREPARE from here on */
+	EsNoteAppend();
 	es_lock_or_create_stream(&stream, has_expected, expected, n, now);
 	es_open_leaf(&leaf, stream.bucket);
 	nfresh = n;

@@ -4,8 +4,9 @@
  *		Module entry point of the eventstore extension.
  *
  * _PG_init only delegates: GUCs first, so that shared memory can be sized
- * from them, then the position allocator's shared memory and transaction
- * callbacks, then the tickers' launcher and utility hook.
+ * from them, then shared memory, the transaction callbacks of the position
+ * allocator and of the head, the launcher of the tickers, and the utility
+ * hook.
  *
  * src/eventstore.c
  *
@@ -16,6 +17,12 @@
 #include "fmgr.h"
 
 #include "eventstore.h"
+#include "guc.h"
+#include "head.h"
+#include "launcher.h"
+#include "position.h"
+#include "shmem.h"
+#include "utility.h"
 
 PG_MODULE_MAGIC;
 
@@ -25,6 +32,9 @@ void
 _PG_init(void)
 {
 	EsGucInit();
+	EsShmemInit();
 	EsPositionInit();
-	EsTickerInit();
+	EsHeadInit();
+	EsLauncherInit();
+	EsUtilityInit();
 }

@@ -33,6 +33,7 @@
 #include "utils/rel.h"
 
 #include "eventstore.h"
+#include "guard.h"
 
 /* Set by append.c while it updates a stream row. */
 bool		es_append_active = false;
@@ -40,7 +41,6 @@ bool		es_append_active = false;
 PG_FUNCTION_INFO_V1(eventstore_refuse_change);
 PG_FUNCTION_INFO_V1(eventstore_guard_streams);
 PG_FUNCTION_INFO_V1(eventstore_guard_ddl);
-PG_FUNCTION_INFO_V1(eventstore_adopt_positions);
 
 static const char *
 es_trigger_operation(TriggerData *trigdata)
@@ -333,27 +333,4 @@ eventstore_guard_ddl(PG_FUNCTION_ARGS)
 			break;
 	}
 	PG_RETURN_VOID();
-}
-
-/*
- * eventstore.adopt_positions() returns trigger
- *
- * AFTER INSERT FOR EACH STATEMENT on eventstore.events and its partitions.
- * append() writes below the executor and never fires it; it fires for rows
- * written directly, as pg_restore's COPY does.  Their positions were not
- * handed out by the allocator, so it holds the head where it is until the
- * transaction ends and moves the allocator above the highest stored
- * position (see EsAdoptPositions).  Events restored below a head that
- * readers have already passed are not seen by those readers.
- */
-Datum
-eventstore_adopt_positions(PG_FUNCTION_ARGS)
-{
-	int64		highest;
-
-	es_check_trigger(fcinfo);
-	highest = EsStoredMax();
-	if (highest > 0)
-		EsAdoptPositions(highest);
-	return PointerGetDatum(NULL);
 }

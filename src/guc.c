@@ -14,10 +14,13 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "eventstore.h"
+#include "guc.h"
 
 int			es_max_append_events = 10000;
 int			es_max_event_size_kb = 1024;
@@ -122,9 +125,5 @@ EsGucInit(void)
 								NULL, NULL, NULL);
 	}
 
-#if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("eventstore");
-#else
-	EmitWarningsOnPlaceholders("eventstore");
-#endif
 }

@@ -20,6 +20,8 @@
 #include "utils/builtins.h"
 
 #include "eventstore.h"
+#include "hash.h"
+#include "shmem.h"
 
 #define FNV32_OFFSET_BASIS	((uint32) 2166136261U)
 #define FNV32_PRIME			((uint32) 16777619U)

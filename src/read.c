@@ -37,6 +37,9 @@
 #include "utils/builtins.h"
 
 #include "eventstore.h"
+#include "head.h"
+#include "shmem.h"
+#include "spi.h"
 
 #define ES_READ_COLUMNS \
 	"insert_order, stream_id, stream_order, event_id, event_type, " \

@@ -15,6 +15,7 @@
 #include "executor/spi.h"
 
 #include "eventstore.h"
+#include "spi.h"
 
 /*
  * EsKeptPlan
@@ -35,28 +36,4 @@ EsKeptPlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 		*cache = plan;
 	}
 	return *cache;
-}
-
-/*
- * EsStoredMax
- *		The highest position stored in eventstore.events that the current
- *		command can see (its own rows included), or 0.
- */
-int64
-EsStoredMax(void)
-{
-	int64		result = 0;
-	bool		isnull;
-	Datum		value;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	/* not read-only: a new command id, so the statement's own rows count */
-	if (SPI_execute("SELECT max(insert_order) FROM eventstore.events", false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the highest stored position");
-	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull)
-		result = DatumGetInt64(value);
-	SPI_finish();
-	return result;
 }

@@ -25,7 +25,7 @@ RETURNS trigger
 AS 'MODULE_PATHNAME', 'eventstore_adopt_positions'
 LANGUAGE C;
 COMMENT ON FUNCTION eventstore.adopt_positions() IS
-'trigger: rows written without append(), as by a restore, move the position allocator above them';
+'trigger: rows written without append(), as by a restore, are checked and move the position allocator above them';
 
 CREATE TRIGGER streams_guard
 	BEFORE UPDATE OR DELETE OR TRUNCATE ON eventstore.streams
@@ -37,7 +37,7 @@ CREATE TRIGGER events_append_only
 	FOR EACH STATEMENT EXECUTE FUNCTION eventstore.refuse_change();
 ALTER TABLE eventstore.events ENABLE ALWAYS TRIGGER events_append_only;
 CREATE TRIGGER events_adopt_positions
-	AFTER INSERT ON eventstore.events
+	AFTER INSERT ON eventstore.events REFERENCING NEW TABLE AS adopted
 	FOR EACH STATEMENT EXECUTE FUNCTION eventstore.adopt_positions();
 ALTER TABLE eventstore.events ENABLE ALWAYS TRIGGER events_adopt_positions;
 
@@ -87,7 +87,7 @@ BEGIN
 			'ALTER TABLE eventstore.%I ENABLE ALWAYS TRIGGER %I',
 			part, part || '_append_only');
 		EXECUTE pg_catalog.format(
-			'CREATE TRIGGER %I AFTER INSERT ON eventstore.%I '
+			'CREATE TRIGGER %I AFTER INSERT ON eventstore.%I REFERENCING NEW TABLE AS adopted '
 			'FOR EACH STATEMENT EXECUTE FUNCTION eventstore.adopt_positions()',
 			part || '_adopt_positions', part);
 		EXECUTE pg_catalog.format(

@@ -12,10 +12,11 @@
 # the head after recovery is not below the head before the crash.
 #
 # "b": a data-only dump of "a" (200 events) is restored into a store that
-# already holds an event.  Every restored event arrives; a reader that
-# resumes from b's head before the restore gets every restored event above
-# it exactly once, and new appends go above everything.  Restored positions
-# below b's head are not re-numbered (a known limitation, asserted below).
+# already holds an event at a position a's dump holds too: the restore is
+# refused (two events at one position) and leaves nothing behind; direct
+# INSERTs of a stored position or of one out of range are refused too.
+# "b2" (below) gets the same dump into a store in use whose positions do not
+# collide with a's: every restored event arrives, once.
 #
 # "c" is created with eventstore.partitions = 4 and restored with pg_dump
 # -Fc / pg_restore into "d" with the same setting: everything arrives, in 4
@@ -174,83 +175,52 @@ my ($b_own_pos, $b_own_id) = split /\|/, $node->safe_psql('b', q{
 my $b_head_before = $node->safe_psql('b', 'SELECT eventstore.head()');
 cmp_ok($b_head_before, '>=', $b_own_pos, "b: holds its own event at $b_own_pos");
 
-$node->command_ok([ 'pg_restore', '--data-only', '--exit-on-error', '-d', 'b', $data_dump ],
-	'b: pg_restore --data-only into the store in use');
-
-is($node->safe_psql('b', "$digest{events} WHERE stream_id LIKE 'a-%'"),
-	$a_events, "b: every restored event arrived, equal to a's");
-is($node->safe_psql('b', "$digest{streams} WHERE stream_id LIKE 'a-%'"),
-	$a_streams, "b: every restored stream arrived, equal to a's");
-is( $node->safe_psql('b', qq{
-		SELECT count(*) FROM eventstore.events
-		 WHERE stream_id = 'b-own' AND insert_order = $b_own_pos
-		   AND event_id = '$b_own_id'}),
-	1,
-	"b: its own event is still there");
-
-my ($b_count, $b_distinct, $b_max) = split /\|/, $node->safe_psql('b', q{
-	SELECT count(*), count(DISTINCT insert_order), max(insert_order)
-	  FROM eventstore.events});
-is($b_count, $a_count + 1, "b: holds a's $a_count events and its own");
-my $b_head = $node->safe_psql('b', 'SELECT eventstore.head()');
-cmp_ok($b_head, '>=', $b_max, "b: head $b_head covers max(insert_order) $b_max");
-cmp_ok($b_head, '>=', $b_head_before, 'b: the head did not go back');
-
-# Known limitation: restored positions below the target's head are not
-# re-numbered.  a's positions start at 1 like b's own event, so b now holds
-# two events at that position: the only duplicates, all at or below b's head
-# before the restore.
+# a's positions start at 1 like b's own event: restored, b would hold two
+# events at one position, which readers could not tell apart.  The restore
+# is refused, and in one transaction it leaves nothing behind.
+$node->command_fails_like(
+	[ 'pg_restore', '--data-only', '--single-transaction', '--exit-on-error',
+	  '-d', 'b', $data_dump ],
+	qr/insert_order $b_own_pos is stored twice/,
+	"b: a restore that would store position $b_own_pos twice is refused");
 is( $node->safe_psql('b', q{
-		SELECT string_agg(format('%s x%s', insert_order, n), ',' ORDER BY insert_order)
-		  FROM (SELECT insert_order, count(*) AS n FROM eventstore.events
-				 GROUP BY insert_order HAVING count(*) > 1) d}),
-	"$b_own_pos x2",
-	"b: known limitation: restored position $b_own_pos collides with b's own event, "
-	  . 'and it is the only collision');
-cmp_ok($b_own_pos, '<=', $b_head_before,
-	"b: ... and it lies at or below b's head before the restore");
-is($b_distinct, $b_count - 1, 'b: every other insert_order is unique');
-
-# read_all from 0 returns every event of b exactly once.
-$node->safe_psql('b', q{
-	CREATE TABLE feed AS
-		SELECT insert_order, event_id FROM eventstore.read_all(0, 1000000)});
-is( $node->safe_psql('b', $EsEnv::feed_difference),
-	0,
-	'b: read_all(0) returns every event of b exactly once');
-is( $node->safe_psql('b', q{
-		SELECT count(*) || '|' || count(DISTINCT insert_order) FROM feed}),
-	"$b_count|$b_distinct",
-	"b: read_all(0) returns $b_count events ($b_distinct distinct positions, as stored)");
-
-# A reader that had read up to b's head before the restore and resumes
-# from it gets every restored event above it, each exactly once.
-my ($resumed, $resumed_distinct, $above) = split /\|/, $node->safe_psql('b', qq{
-	SELECT count(*), count(DISTINCT insert_order),
-		   (SELECT count(*) FROM eventstore.events
-			 WHERE insert_order > $b_head_before AND stream_id LIKE 'a-%')
-	  FROM eventstore.read_all($b_head_before, 1000000)
-	 WHERE stream_id LIKE 'a-%'});
-cmp_ok($above, '>', 0, "b: $above restored events lie above b's head before the restore");
-is($resumed, $above,
-	"b: a reader resuming from b's head before the restore ($b_head_before) gets all $above");
-is($resumed_distinct, $resumed, 'b: ... each exactly once');
-is( $node->safe_psql('b', qq{
-		SELECT count(*) FROM eventstore.read_all($b_head_before, 1000000)
-		 WHERE insert_order <= $b_head_before OR stream_id NOT LIKE 'a-%'}),
-	0,
-	'b: ... and nothing else');
-
+		SELECT (SELECT count(*) FROM eventstore.events) || '|'
+			|| (SELECT count(*) FROM eventstore.streams)}),
+	'1|1',
+	'b: ... and nothing of it is stored');
+# (the positions the refused restore was given are not handed out again:
+# the head may pass them, as it passes those of an aborted append)
+cmp_ok($node->safe_psql('b', 'SELECT eventstore.head()'), '>=', $b_head_before,
+	'b: ... the head did not go back');
+is($node->safe_psql('b', "SELECT count(*) FROM eventstore.read_all($b_head_before, 1000000)"),
+	0, "b: ... and a reader resuming from b's head before the restore finds nothing new");
 my @b_new = append_positions('b', 'b-after-restore', 2);
-cmp_ok($b_new[0], '>', $b_max,
-	"b: a new append gets $b_new[0], above every stored position ($b_max)");
-is( $node->safe_psql('b', qq{
-		SELECT count(*) FROM (
-			SELECT insert_order FROM eventstore.events
-			 WHERE insert_order > $b_head_before
-			 GROUP BY insert_order HAVING count(*) > 1) d}),
-	0,
-	"b: no position above b's head before the restore appears twice");
+cmp_ok($b_new[0], '>', $b_own_pos, "b: a new append gets $b_new[0], above b's own event");
+
+# A direct INSERT of a position that is stored already is refused the same
+# way, and so are positions out of range: at or below 0, and at the top
+# where the allocator would wrap.
+my ($rc, $out, $err) = $node->psql('b', qq{
+	INSERT INTO eventstore.events VALUES ($b_own_pos, 1, now(), pg_current_xact_id(),
+		eventstore.bucket_of('twin'), 1, gen_random_uuid(), 'twin',
+		'Inserted', 'twin', '{}', NULL)});
+like($err, qr/ERROR:  insert_order $b_own_pos is stored twice/,
+	'b: a direct INSERT of a stored position is refused');
+for my $bad ('0', '-5', '9223372036854775807')
+{
+	($rc, $out, $err) = $node->psql('b', qq{
+		INSERT INTO eventstore.events VALUES ($bad, 1, now(), pg_current_xact_id(),
+			eventstore.bucket_of('far'), 1, gen_random_uuid(), 'far',
+			'Inserted', 'far', '{}', NULL)});
+	like($err, qr/ERROR:  insert_order $bad is out of range/,
+		"b: a direct INSERT of position $bad is refused");
+}
+my @b_last = append_positions('b', 'b-after-refusals', 1);
+cmp_ok($b_last[0], '>', $b_new[1], "b: appends go on after the refusals ($b_last[0])");
+is($node->safe_psql('b', q{
+		SELECT count(*) FROM (SELECT insert_order FROM eventstore.events
+							   GROUP BY insert_order HAVING count(*) > 1) d}),
+	0, 'b: every insert_order is unique');
 
 # --- 3. A non-default partition count through pg_dump -Fc --------------------------------
 
@@ -409,7 +379,9 @@ cmp_ok($d2_head, '>=', $far, "direct2: the head covers the inserted $far");
 
 $node->safe_psql('postgres', 'CREATE DATABASE b2');
 $node->safe_psql('b2', 'CREATE EXTENSION eventstore');
-append_positions('b2', 'b2-own', 1);
+# a rolled-back append reserves b2's first block without keeping a
+# position a's restore would collide with
+append_positions('b2', 'b2-own', 1, 1);
 $node->restart;
 # the first append after a restart reserves a new block: b2's sequence is
 # now ahead of a's
@@ -420,6 +392,15 @@ $node->command_ok([ 'pg_restore', '--data-only', '--exit-on-error', '-d', 'b2', 
 my $b2_head = $node->safe_psql('b2', 'SELECT eventstore.head()');
 my $b2_max = $node->safe_psql('b2', 'SELECT max(insert_order) FROM eventstore.events');
 cmp_ok($b2_head, '>=', $b2_max, "b2: the head ($b2_head) covers every event");
+is($node->safe_psql('b2', "$digest{events} WHERE stream_id LIKE 'a-%'"),
+	$a_events, "b2: every restored event arrived, equal to a's");
+is($node->safe_psql('b2', "$digest{streams} WHERE stream_id LIKE 'a-%'"),
+	$a_streams, "b2: every restored stream arrived, equal to a's");
+$node->safe_psql('b2', q{
+	CREATE TABLE feed AS
+		SELECT insert_order, event_id FROM eventstore.read_all(0, 1000000)});
+is($node->safe_psql('b2', $EsEnv::feed_difference),
+	0, 'b2: read_all(0) returns every event of b2 exactly once');
 
 # "recreate2": DROP and CREATE EXTENSION with no append before the restart:
 # the new, empty log's head is 0 before and after the restart.

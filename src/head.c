@@ -1,0 +1,325 @@
+/*-------------------------------------------------------------------------
+ *
+ * head.c
+ *		The head of the feed, for READ COMMITTED readers, for snapshot
+ *		readers and on a hot standby.
+ *
+ * The head is the highest position below which every allocated position
+ * belongs to a finished transaction; eventstore.read_all never returns
+ * events above it, and a reader that resumes from the last position it saw
+ * can therefore never skip a committed event.  Under the database's lock
+ * (shared), from the state position.c maintains,
+ *
+ *		head = min(next - 1, min(lowest of open slots) - 1)
+ *
+ * and only then does a READ COMMITTED reader take the snapshot it reads
+ * with.  Every position at or below the head was then allocated by a
+ * transaction that had already ended, so the snapshot sees exactly the
+ * committed ones.  Only appenders of the same database hold the head back.
+ *
+ * A REPEATABLE READ or SERIALIZABLE transaction reads with a snapshot taken
+ * before it computes the head; appenders that committed after that snapshot
+ * but before the head was computed are invisible to it, yet no longer hold
+ * a slot.  Each appending commit therefore also enters the database's ring
+ * (top-level full xid, lowest position).  The head of a snapshot is the
+ * head as of now, lowered below the lowest position of every ring entry
+ * whose xid the snapshot still sees as running.  The ring has a fixed size;
+ * an entry dropped from it is harmless to snapshots whose xmin is above its
+ * xid, and a snapshot older than that gets a serialization failure instead
+ * of a head that might skip.  The result is cached for the rest of the
+ * transaction, so only the first call of a transaction depends on the ring.
+ *
+ * On a hot standby there are no appenders to watch: the head is the head of
+ * the newest tick the reader's snapshot sees.  A tick commits after every
+ * event at or below its head (see ticker.c), so the standby has replayed
+ * those events too.
+ *
+ * src/head.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/snapmgr.h"
+#include "utils/xid8.h"
+
+#include "eventstore.h"
+#include "head.h"
+#include "position.h"
+#include "shmem.h"
+#include "spi.h"
+
+static bool xact_head_valid = false;
+static int64 xact_head = 0;
+
+static SPIPlanPtr last_tick_plan = NULL;
+
+PG_FUNCTION_INFO_V1(eventstore_head);
+PG_FUNCTION_INFO_V1(eventstore_open_appenders);
+
+/*
+ * The full xid of a recent 32-bit xid, such as a snapshot's xmin, which
+ * lies within 2^31 transactions below the next xid.
+ */
+static FullTransactionId
+es_widen_xid(TransactionId xid)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+	uint32		epoch = EpochFromFullTransactionId(next);
+
+	if (xid > XidFromFullTransactionId(next))
+		epoch--;
+	return FullTransactionIdFromEpochAndXid(epoch, xid);
+}
+
+/* The head as of now.  Caller holds db->lock. */
+static int64
+es_head_locked(EsDatabase *db)
+{
+	int64		head = db->next - 1;
+
+	for (int i = 0; i < EsSlotCount(); i++)
+	{
+		int64		lowest = db->slots[i].lowest;
+
+		if (lowest != 0)
+			head = Min(head, lowest - 1);
+	}
+	return head;
+}
+
+/*
+ * Lower head below every commit of the ring that the snapshot may not see.
+ * Returns false when the ring has forgotten a commit the snapshot might
+ * not see.  Caller holds db->lock.
+ */
+static bool
+es_snapshot_head_locked(EsDatabase *db, Snapshot snapshot,
+						FullTransactionId snapshot_xmin, int64 *head)
+{
+	int			size = EsRingSize();
+	uint64		kept = Min(db->commits_added, (uint64) size);
+
+	if (FullTransactionIdIsValid(db->evicted_xid) &&
+		FullTransactionIdFollowsOrEquals(db->evicted_xid, snapshot_xmin))
+		return false;
+	for (uint64 k = 0; k < kept; k++)
+	{
+		/* older than the snapshot's xmin: ended before it, visible */
+		if (FullTransactionIdPrecedes(db->ring[k].xid, snapshot_xmin))
+			continue;
+		if (XidInMVCCSnapshot(XidFromFullTransactionId(db->ring[k].xid), snapshot))
+			*head = Min(*head, db->ring[k].lowest - 1);
+	}
+	return true;
+}
+
+/*
+ * EsHead
+ *		The highest position that the current transaction may read without
+ *		ever skipping a committed event.
+ *
+ * In READ COMMITTED, the caller must take its snapshot after this returns.
+ * In REPEATABLE READ and SERIALIZABLE, the result is the head of the
+ * transaction snapshot and stays fixed for the whole transaction.
+ */
+int64
+EsHead(void)
+{
+	EsDatabase *db;
+	Snapshot	snapshot = NULL;
+	FullTransactionId snapshot_xmin = InvalidFullTransactionId;
+	int64		head;
+	bool		known = true;
+
+	EsCheckLoaded();
+	if (RecoveryInProgress())
+		return EsLastTick();
+
+	if (IsolationUsesXactSnapshot())
+	{
+		if (xact_head_valid)
+			return xact_head;
+		snapshot = GetTransactionSnapshot();
+		snapshot_xmin = es_widen_xid(snapshot->xmin);
+	}
+
+	db = EsMyDatabase();
+	for (;;)
+	{
+		Oid			seq = EsSeeded(db);
+		bool		current;
+
+		LWLockAcquire(db->lock, LW_SHARED);
+		current = db->seeded && db->seq == seq;
+		if (current)
+		{
+			head = es_head_locked(db);
+			if (snapshot != NULL)
+				known = es_snapshot_head_locked(db, snapshot, snapshot_xmin, &head);
+		}
+		LWLockRelease(db->lock);
+		if (current)
+			break;
+	}
+
+	if (!known)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not determine the head of the event feed for this snapshot"),
+				 errdetail("More than %d appending transactions committed since the oldest transaction that was running when the snapshot was taken.",
+						   EsRingSize()),
+				 errhint("Retry the transaction once long-running transactions have ended, read in READ COMMITTED, or raise eventstore.commit_history.")));
+
+	if (snapshot != NULL)
+	{
+		xact_head = head;
+		xact_head_valid = true;
+	}
+	return head;
+}
+
+/*
+ * EsHeadNow
+ *		The head as of now from shared memory alone, without a transaction:
+ *		false when the entry is not seeded yet.  The ticker uses it to see
+ *		whether a tick is needed at all; the tick itself calls EsHead.
+ */
+bool
+EsHeadNow(EsDatabase *db, int64 *head)
+{
+	bool		seeded;
+
+	LWLockAcquire(db->lock, LW_SHARED);
+	seeded = db->seeded;
+	if (seeded)
+		*head = es_head_locked(db);
+	LWLockRelease(db->lock);
+	return seeded;
+}
+
+/*
+ * EsLastTick
+ *		The head of the newest tick the current snapshot sees, 0 if none:
+ *		the head of the feed on a hot standby.
+ */
+int64
+EsLastTick(void)
+{
+	int64		head = 0;
+	int			rc;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	EsKeptPlan(&last_tick_plan,
+			   "SELECT t.head FROM eventstore.ticks t "
+			   "ORDER BY t.tick_id DESC LIMIT 1",
+			   0, NULL);
+	rc = SPI_execute_plan(last_tick_plan, NULL, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading the last tick failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		head = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+	return head;
+}
+
+static void
+es_head_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			xact_head_valid = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * EsHeadInit
+ *		Called from _PG_init: forget a snapshot's head at transaction end.
+ */
+void
+EsHeadInit(void)
+{
+	RegisterXactCallback(es_head_xact_callback, NULL);
+}
+
+/*
+ * eventstore.head() returns bigint
+ *
+ * The highest position that eventstore.read_all() may return now: every
+ * event at or below it is committed or will never be.  Held back only by
+ * open transactions of this database that appended.  In REPEATABLE READ and
+ * SERIALIZABLE it is the head of the transaction's snapshot, fixed for the
+ * transaction; on a hot standby, the head of the newest tick replayed.
+ * Errors: not preloaded (55000), a snapshot older than
+ * eventstore.commit_history commits (40001).  A query that reads
+ * eventstore.events directly with head() in its own WHERE clause is not
+ * protected: its snapshot predates the call.
+ */
+Datum
+eventstore_head(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(EsHead());
+}
+
+/*
+ * eventstore.open_appenders() returns setof (pid, lowest_position,
+ * writer_xid, xact_start)
+ *
+ * The transactions of this database that hold positions not yet committed.
+ * The one with the lowest position is what holds the head back.
+ */
+Datum
+eventstore_open_appenders(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	EsDatabase *db;
+	EsSlot	   *copy;
+	int			ncopied = 0;
+
+	EsCheckLoaded();
+	InitMaterializedSRF(fcinfo, 0);
+	db = EsMyDatabase();
+
+	/* copy the slots out first: nothing that can fail under the lock */
+	copy = palloc(sizeof(EsSlot) * EsSlotCount());
+	LWLockAcquire(db->lock, LW_SHARED);
+	for (int i = 0; i < EsSlotCount(); i++)
+		if (db->slots[i].lowest != 0)
+			copy[ncopied++] = db->slots[i];
+	LWLockRelease(db->lock);
+
+	for (int i = 0; i < ncopied; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = Int32GetDatum(copy[i].pid);
+		values[1] = Int64GetDatum(copy[i].lowest);
+		values[2] = FullTransactionIdGetDatum(copy[i].xid);
+		values[3] = TimestampTzGetDatum(copy[i].xact_start);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,85 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.h
+ *		Shared memory of eventstore: one entry per database, with its lock,
+ *		its appenders' slots, its ring of recent commits and its ticker.
+ *
+ * See shmem.c for the layout and the locking rules.
+ *
+ * src/shmem.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ES_SHMEM_H
+#define ES_SHMEM_H
+
+#include "access/transam.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "utils/timestamp.h"
+
+/* One appending commit, remembered for snapshot readers (head.c). */
+typedef struct EsCommit
+{
+	FullTransactionId xid;		/* top-level xid of the appender */
+	int64		lowest;			/* lowest position the transaction held */
+} EsCommit;
+
+/* One backend's open appending transaction in one database. */
+typedef struct EsSlot
+{
+	int64		lowest;			/* 0: holds no position */
+	int			pid;
+	FullTransactionId xid;
+	TimestampTz xact_start;
+} EsSlot;
+
+/*
+ * The state of one database.  dboid changes only under the registry lock
+ * and the entry's lock together; everything else only under the entry's
+ * lock.
+ */
+typedef struct EsDatabase
+{
+	Oid			dboid;			/* InvalidOid when the entry is free */
+	LWLock	   *lock;
+
+	/* allocation (position.c) */
+	bool		seeded;			/* next and reserved_end are valid */
+	Oid			seq;			/* the sequence reserved_end refers to */
+	int64		next;			/* next position to hand out */
+	int64		reserved_end;	/* last position of the reserved blocks */
+	uint64		releases;		/* slots released so far: the ticker's cue */
+
+	/* commits remembered for snapshot readers (head.c) */
+	uint64		commits_added;	/* ring writes so far */
+	FullTransactionId evicted_xid;	/* newest xid dropped from the ring */
+
+	/* the ticker (ticker.c), supervised by the launcher (launcher.c) */
+	int			ticker_pid;		/* 0 when none is attached */
+	Latch	   *ticker_latch;
+	bool		ticker_wanted;	/* the database needs a ticker */
+	bool		ticker_stop;	/* a command needs the database alone */
+	bool		ticker_recheck; /* look at the catalog, even if idle */
+
+	EsSlot	   *slots;			/* EsSlotCount() entries, one per backend */
+	EsCommit   *ring;			/* EsRingSize() entries */
+} EsDatabase;
+
+extern void EsShmemInit(void);
+extern void EsCheckLoaded(void);
+
+extern EsDatabase *EsMyDatabase(void);
+extern EsDatabase *EsFindDatabase(Oid dboid);
+extern int	EsDatabaseCount(void);
+extern EsDatabase *EsDatabaseAt(int i);
+extern void EsForgetDatabase(Oid dboid);
+
+extern int	EsSlotCount(void);
+extern EsSlot *EsMySlot(EsDatabase *db);
+extern int	EsRingSize(void);
+
+extern void EsSetLauncher(Latch *latch);
+extern void EsWakeLauncher(void);
+
+#endif							/* ES_SHMEM_H */
