@@ -23,6 +23,11 @@
  * Signals: SIGINT and SIGTERM set a flag and write a byte to a pipe that
  * every wait watches, so waits end at once; a batch being read is finished
  * (printed, flushed, acknowledged) first.  The exit status is then 0.
+ * SIGPIPE is ignored: output that cannot be written (its reader has gone)
+ * is a runtime error like any other, reported on stderr with exit status 1,
+ * and a batch not wholly written is not acknowledged.  While it waits for
+ * new events, the follower also watches a pipe on stdout, so that a reader
+ * that has gone ends it then too, not only at the next event.
  *
  * src/follow/eventstore-follow.c
  *
@@ -33,6 +38,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -134,12 +140,16 @@ typedef enum WaitResult
 	WAIT_READY,					/* the socket is ready */
 	WAIT_TIMEOUT,
 	WAIT_STOP,					/* SIGINT or SIGTERM */
+	WAIT_OUTPUT_GONE,			/* stdout is a pipe nobody reads any more */
 	WAIT_FAILED					/* poll() failed; errno says why */
 } WaitResult;
 
 static const char *progname;
 static volatile sig_atomic_t stop_requested = 0;
 static int	stop_pipe[2] = {-1, -1};
+
+/* stdout, when it is a pipe whose reader can be watched for; else -1 */
+static int	output_pipe = -1;
 
 static void
 usage(void)
@@ -206,6 +216,31 @@ setup_signals(void)
 		pg_fatal("could not create pipe: %m");
 	pqsignal(SIGINT, handle_stop_signal);
 	pqsignal(SIGTERM, handle_stop_signal);
+	/* a write to a closed pipe fails with EPIPE instead */
+	pqsignal(SIGPIPE, SIG_IGN);
+}
+
+/*
+ * Watch stdout while waiting if it is a pipe: poll() reports POLLERR on the
+ * writing end of a pipe once nobody can read it.
+ */
+static void
+setup_output(void)
+{
+	struct stat st;
+
+	if (fstat(STDOUT_FILENO, &st) == 0 && S_ISFIFO(st.st_mode))
+		output_pipe = STDOUT_FILENO;
+}
+
+/*
+ * Output that cannot be written is a runtime error; errno says why.
+ */
+static FollowResult
+output_failed(void)
+{
+	pg_log_error("could not write to standard output: %m");
+	return FOLLOW_ERROR;
 }
 
 static int64
@@ -219,14 +254,17 @@ now_ms(void)
 
 /*
  * Wait until sock (if >= 0) is ready for events, a stop signal arrives, or
- * timeout_ms passes (-1: no timeout).  An interrupted poll() counts as a
+ * timeout_ms passes (-1: no timeout); with watch_output, also until the
+ * pipe on stdout loses its reader.  An interrupted poll() counts as a
  * timeout: callers loop on their own deadlines.
  */
 static WaitResult
-wait_for(int sock, short events, int timeout_ms)
+wait_for(int sock, short events, int timeout_ms, bool watch_output)
 {
-	struct pollfd fds[2];
+	struct pollfd fds[3];
 	int			nfds = 1;
+	int			sock_index = -1;
+	int			output_index = -1;
 	int			rc;
 
 	if (stop_requested)
@@ -237,10 +275,18 @@ wait_for(int sock, short events, int timeout_ms)
 	fds[0].revents = 0;
 	if (sock >= 0)
 	{
-		fds[1].fd = sock;
-		fds[1].events = events;
-		fds[1].revents = 0;
-		nfds = 2;
+		sock_index = nfds++;
+		fds[sock_index].fd = sock;
+		fds[sock_index].events = events;
+		fds[sock_index].revents = 0;
+	}
+	if (watch_output && output_pipe >= 0)
+	{
+		/* no events asked for: POLLERR and POLLHUP come anyway */
+		output_index = nfds++;
+		fds[output_index].fd = output_pipe;
+		fds[output_index].events = 0;
+		fds[output_index].revents = 0;
 	}
 
 	rc = poll(fds, nfds, timeout_ms);
@@ -248,7 +294,9 @@ wait_for(int sock, short events, int timeout_ms)
 		return WAIT_FAILED;
 	if (stop_requested)
 		return WAIT_STOP;
-	if (rc > 0 && nfds == 2 && fds[1].revents != 0)
+	if (rc > 0 && output_index >= 0 && fds[output_index].revents != 0)
+		return WAIT_OUTPUT_GONE;
+	if (rc > 0 && sock_index >= 0 && fds[sock_index].revents != 0)
 		return WAIT_READY;
 	return WAIT_TIMEOUT;
 }
@@ -270,7 +318,7 @@ sleep_ms(int ms)
 			return false;
 		if (left <= 0)
 			return true;
-		if (wait_for(-1, 0, (int) left) == WAIT_STOP)
+		if (wait_for(-1, 0, (int) left, false) == WAIT_STOP)
 			return false;
 	}
 }
@@ -371,7 +419,7 @@ open_connection(const FollowOptions *opts, bool will_retry, bool *stopped)
 		}
 		w = wait_for(PQsocket(conn),
 					 status == PGRES_POLLING_READING ? POLLIN : POLLOUT,
-					 wait_ms);
+					 wait_ms, false);
 		if (w == WAIT_STOP)
 		{
 			PQfinish(conn);
@@ -515,6 +563,25 @@ ack(Follower *f, const FollowOptions *opts, int64 position)
 }
 
 /*
+ * Print the second column of every row of res, a line each, and flush:
+ * false, with errno set, if stdout did not take it all.
+ */
+static bool
+print_batch(const PGresult *res)
+{
+	int			n = PQntuples(res);
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (fputs(PQgetvalue(res, i, 1), stdout) == EOF ||
+			putc('\n', stdout) == EOF)
+			return false;
+	}
+	return fflush(stdout) == 0;
+}
+
+/*
  * Read one batch, print it, flush it, acknowledge it.  *count is the number
  * of events read.
  */
@@ -526,7 +593,6 @@ read_batch(Follower *f, const FollowOptions *opts, int *count)
 	const char *params[3];
 	PGresult   *res;
 	int			n;
-	int			i;
 	int64		last = 0;
 
 	*count = 0;
@@ -550,11 +616,6 @@ read_batch(Follower *f, const FollowOptions *opts, int *count)
 		return query_failed(f, res, "could not read events");
 
 	n = PQntuples(res);
-	for (i = 0; i < n; i++)
-	{
-		fputs(PQgetvalue(res, i, 1), stdout);
-		putc('\n', stdout);
-	}
 	if (n > 0)
 	{
 		const char *text = PQgetvalue(res, n - 1, 0);
@@ -569,13 +630,15 @@ read_batch(Follower *f, const FollowOptions *opts, int *count)
 			return FOLLOW_ERROR;
 		}
 	}
-	PQclear(res);
-
-	if (fflush(stdout) != 0 || ferror(stdout))
+	if (!print_batch(res))
 	{
-		pg_log_error("could not write to standard output: %m");
-		return FOLLOW_ERROR;
+		int			save_errno = errno;
+
+		PQclear(res);
+		errno = save_errno;
+		return output_failed();
 	}
+	PQclear(res);
 	*count = n;
 	if (n == 0)
 		return FOLLOW_OK;
@@ -590,6 +653,7 @@ read_batch(Follower *f, const FollowOptions *opts, int *count)
 /*
  * Wait until there may be something new: a notification, the poll interval
  * elapsed, or (on a standby) just the poll interval.
+ * A pipe on stdout that loses its reader meanwhile is an output error.
  */
 static FollowResult
 wait_for_more(Follower *f, const FollowOptions *opts)
@@ -611,9 +675,14 @@ wait_for_more(Follower *f, const FollowOptions *opts)
 		 * The socket is watched on a standby too: that is how a closed
 		 * connection shows while idle.
 		 */
-		w = wait_for(PQsocket(f->conn), POLLIN, (int) left);
+		w = wait_for(PQsocket(f->conn), POLLIN, (int) left, true);
 		if (w == WAIT_STOP)
 			return FOLLOW_STOP;
+		if (w == WAIT_OUTPUT_GONE)
+		{
+			errno = EPIPE;
+			return output_failed();
+		}
 		if (w == WAIT_FAILED)
 		{
 			pg_log_error("poll() failed: %m");
@@ -885,6 +954,7 @@ main(int argc, char **argv)
 	progname = get_progname(argv[0]);
 	parse_options(argc, argv, &opts);
 	setup_signals();
+	setup_output();
 
 	memset(&f, 0, sizeof(f));
 	f.position = opts.from;
@@ -970,7 +1040,7 @@ main(int argc, char **argv)
 
 	if (fflush(stdout) != 0)
 	{
-		pg_log_error("could not write to standard output: %m");
+		output_failed();
 		exit(EXIT_RUNTIME);
 	}
 	return EXIT_OK;

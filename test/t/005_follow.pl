@@ -219,6 +219,53 @@ for my $signal (qw(TERM INT))
 	is(count_lines($$hout), $total, "SIG$signal while waiting: the output was complete");
 }
 
+# --- A reader that goes away ------------------------------------------------------------
+
+# `eventstore-follow | head -1` as a shell runs it.  The test framework
+# ignores SIGPIPE and an ignored signal stays ignored across exec, so the
+# follower is given the default disposition, as a shell gives it.
+sub follow_into_head
+{
+	my @args = @_;
+	my ($out, $err) = ('', '');
+	local $SIG{PIPE} = 'DEFAULT';
+	my $h = IPC::Run::start([ $EsFollow::follow, @args ],
+		'<', \undef, '2>', \$err, '|', [ 'head', '-n', '1' ], '>', \$out);
+	return ($h, \$out, \$err);
+}
+
+# A wait status as a test compares it: the exit code, or how it ended.
+sub exit_status
+{
+	my ($status) = @_;
+	return 'still running' if !defined $status;
+	return 'killed by signal ' . ($status & 127) if $status & 127;
+	return $status >> 8;
+}
+
+($rc, $out, $err) = run_follow('-e', $connstr);
+cmp_ok(length($out), '>', 2 * 65536, 'the whole feed is more than twice what a pipe holds');
+
+# Printing when the reader goes: the next write fails.
+($h, $hout, $herr) = follow_into_head('-e', '-b', '7', $connstr);
+is(exit_status(wait_for_exit($h, $timeout)), 1,
+	'| head -1 while printing: exit status 1, not SIGPIPE');
+like($$herr, qr/could not write to standard output: Broken pipe/,
+	'| head -1 while printing: says so on stderr');
+($events) = parse_output($$hout);
+is_deeply($events, [ stored_events($node)->[0] ], '| head -1 while printing: head got the first event');
+
+# Waiting when the reader goes: it notices without a new event to write.
+my $before_last = stored_events($node)->[-2]{position};
+($h, $hout, $herr) =
+  follow_into_head('--poll-interval', '600000', '--from', $before_last, $connstr);
+my $t_gone = time();
+is(exit_status(wait_for_exit($h, 10)), 1,
+	'| head -1 while waiting: exit status 1');
+cmp_ok(time() - $t_gone, '<', 5, '| head -1 while waiting: it exits at once');
+like($$herr, qr/could not write to standard output: Broken pipe/,
+	'| head -1 while waiting: says so on stderr');
+
 # --- Runtime errors --------------------------------------------------------------------
 
 my $no_port = PostgreSQL::Test::Cluster::get_free_port();
@@ -326,6 +373,22 @@ is_deeply($events, $all, '--ack: every event once, in order');
 is(checkpoint('everything'), $all->[-1]{position}, '--ack: the checkpoint is the last printed position');
 ($rc, $out, $err) = run_follow('-s', 'everything', '--ack', '-e', $connstr);
 ok($rc == 0 && $out eq '', '--ack: the next run has nothing left to print');
+
+# --ack into a pipe whose reader goes: a batch not wholly written is not
+# acknowledged, and the next run prints it again.
+$node->safe_psql('postgres', q{SELECT eventstore.create_subscription('piped')});
+($h, $hout, $herr) = follow_into_head('-s', 'piped', '--ack', '-b', '50', '-e', $connstr);
+is(exit_status(wait_for_exit($h, $timeout)), 1, '--ack into a closed pipe: exit status 1');
+my $piped_at = checkpoint('piped');
+my @boundaries = (0, map { $all->[ 50 * $_ - 1 ]{position} } 1 .. int(@$all / 50));
+cmp_ok($piped_at, '<', $all->[-1]{position},
+	'--ack into a closed pipe: the batch that failed is not acknowledged');
+ok((grep { $_ == $piped_at } @boundaries),
+	"--ack into a closed pipe: the checkpoint ($piped_at) is the end of a printed batch");
+($rc, $out, $err) = run_follow('-s', 'piped', '--ack', '-e', $connstr);
+($events) = parse_output($out);
+is_deeply($events, stored_events($node, $piped_at),
+	'--ack into a closed pipe: the next run prints everything after the checkpoint');
 
 # A follower with --ack killed with SIGKILL, then started again.
 my $start = $node->safe_psql('postgres',
