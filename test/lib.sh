@@ -34,10 +34,12 @@ ES_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # postgresql-contrib is part of postgresql-15 on Debian 12 (it provides the
 # virtual package postgresql-contrib-15); perl and procps are there on most
-# images but prove and pkill come from them.
+# images but prove and pkill come from them.  pgbouncer is for
+# test/t/008_pooler.pl, which starts its own (the package's service is not
+# used).
 ES_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
 	postgresql-$PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl
-	libipc-run-perl make gcc libc6-dev perl procps"
+	libipc-run-perl make gcc libc6-dev perl procps pgbouncer"
 
 ES_WORK=""
 ES_CLUSTERS=()

@@ -6,9 +6,24 @@
  * A libpq client.  It reads the global feed with eventstore.read_all(), or a
  * durable subscription with eventstore.poll(), in batches, prints each event
  * as one JSON object per line on stdout, and when it has caught up waits for
- * the server's "eventstore" notifications (or, on a standby, for the poll
- * interval) before reading again.  The server builds each line with
- * json_build_object, so the escaping is PostgreSQL's own.
+ * the server's "eventstore" notifications (or, on a standby and with
+ * --no-listen, for the poll interval) before reading again.  The server
+ * builds each line with json_build_object, so the escaping is PostgreSQL's
+ * own.
+ *
+ * Connection poolers: every request is one statement in a transaction of
+ * its own, sent unnamed (PQexecParams, or PQexec without parameters), and
+ * nothing is kept in the session but the LISTEN, so a pooler in transaction
+ * (or statement) mode may hand each request to another server connection.
+ * Named prepared statements would outlive the client there: the next client
+ * lent the same server connection would find them already prepared, or a
+ * request would reach a server connection that never saw them.  The price
+ * is a parse and plan of one short query per read (0.05 to 0.1 ms more per
+ * read, measured with pgbench).  LISTEN cannot work through such a pooler
+ * (a notification goes to whichever client holds the listening server
+ * connection at the time, or nowhere); --no-listen leaves it out, and the
+ * poll interval alone wakes the follower.  --exit-at-head never waits, so
+ * it never listens.
  *
  * Positions and what survives a lost connection: the follower remembers the
  * position of the last event it printed, and moves it only after a whole
@@ -23,6 +38,11 @@
  * Signals: SIGINT and SIGTERM set a flag and write a byte to a pipe that
  * every wait watches, so waits end at once; a batch being read is finished
  * (printed, flushed, acknowledged) first.  The exit status is then 0.
+ * SIGPIPE is ignored: output that cannot be written (its reader has gone)
+ * is a runtime error like any other, reported on stderr with exit status 1,
+ * and a batch not wholly written is not acknowledged.  While it waits for
+ * new events, the follower also watches a pipe on stdout, so that a reader
+ * that has gone ends it then too, not only at the next event.
  *
  * src/follow/eventstore-follow.c
  *
@@ -33,6 +53,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -108,13 +129,14 @@ typedef struct FollowOptions
 	int			batch;
 	int			poll_interval_ms;
 	bool		exit_at_head;
+	bool		no_listen;		/* poll only: behind a transaction pooler */
 	int			max_retries;	/* -1: not given */
 } FollowOptions;
 
 typedef struct Follower
 {
 	PGconn	   *conn;
-	bool		standby;		/* the server is in recovery: no LISTEN */
+	bool		standby;		/* the server is in recovery */
 	bool		have_position;	/* false: poll from the checkpoint */
 	int64		position;		/* read after this position */
 } Follower;
@@ -134,12 +156,16 @@ typedef enum WaitResult
 	WAIT_READY,					/* the socket is ready */
 	WAIT_TIMEOUT,
 	WAIT_STOP,					/* SIGINT or SIGTERM */
+	WAIT_OUTPUT_GONE,			/* stdout is a pipe nobody reads any more */
 	WAIT_FAILED					/* poll() failed; errno says why */
 } WaitResult;
 
 static const char *progname;
 static volatile sig_atomic_t stop_requested = 0;
 static int	stop_pipe[2] = {-1, -1};
+
+/* stdout, when it is a pipe whose reader can be watched for; else -1 */
+static int	output_pipe = -1;
 
 static void
 usage(void)
@@ -157,6 +183,8 @@ usage(void)
 	printf("  -i, --poll-interval=MS     read at least every MS milliseconds while waiting\n"
 		   "                             (default: 1000)\n");
 	printf("  -e, --exit-at-head         exit once every event available now is printed\n");
+	printf("  -L, --no-listen            do not LISTEN for notifications, only poll (for a\n"
+		   "                             pooler in transaction or statement mode)\n");
 	printf("  -r, --max-retries=N        retry a failed connection at most N times in a row\n"
 		   "                             (default: not at startup, without limit once\n"
 		   "                             connected)\n");
@@ -206,6 +234,31 @@ setup_signals(void)
 		pg_fatal("could not create pipe: %m");
 	pqsignal(SIGINT, handle_stop_signal);
 	pqsignal(SIGTERM, handle_stop_signal);
+	/* a write to a closed pipe fails with EPIPE instead */
+	pqsignal(SIGPIPE, SIG_IGN);
+}
+
+/*
+ * Watch stdout while waiting if it is a pipe: poll() reports POLLERR on the
+ * writing end of a pipe once nobody can read it.
+ */
+static void
+setup_output(void)
+{
+	struct stat st;
+
+	if (fstat(STDOUT_FILENO, &st) == 0 && S_ISFIFO(st.st_mode))
+		output_pipe = STDOUT_FILENO;
+}
+
+/*
+ * Output that cannot be written is a runtime error; errno says why.
+ */
+static FollowResult
+output_failed(void)
+{
+	pg_log_error("could not write to standard output: %m");
+	return FOLLOW_ERROR;
 }
 
 static int64
@@ -219,14 +272,17 @@ now_ms(void)
 
 /*
  * Wait until sock (if >= 0) is ready for events, a stop signal arrives, or
- * timeout_ms passes (-1: no timeout).  An interrupted poll() counts as a
+ * timeout_ms passes (-1: no timeout); with watch_output, also until the
+ * pipe on stdout loses its reader.  An interrupted poll() counts as a
  * timeout: callers loop on their own deadlines.
  */
 static WaitResult
-wait_for(int sock, short events, int timeout_ms)
+wait_for(int sock, short events, int timeout_ms, bool watch_output)
 {
-	struct pollfd fds[2];
+	struct pollfd fds[3];
 	int			nfds = 1;
+	int			sock_index = -1;
+	int			output_index = -1;
 	int			rc;
 
 	if (stop_requested)
@@ -237,10 +293,18 @@ wait_for(int sock, short events, int timeout_ms)
 	fds[0].revents = 0;
 	if (sock >= 0)
 	{
-		fds[1].fd = sock;
-		fds[1].events = events;
-		fds[1].revents = 0;
-		nfds = 2;
+		sock_index = nfds++;
+		fds[sock_index].fd = sock;
+		fds[sock_index].events = events;
+		fds[sock_index].revents = 0;
+	}
+	if (watch_output && output_pipe >= 0)
+	{
+		/* no events asked for: POLLERR and POLLHUP come anyway */
+		output_index = nfds++;
+		fds[output_index].fd = output_pipe;
+		fds[output_index].events = 0;
+		fds[output_index].revents = 0;
 	}
 
 	rc = poll(fds, nfds, timeout_ms);
@@ -248,7 +312,9 @@ wait_for(int sock, short events, int timeout_ms)
 		return WAIT_FAILED;
 	if (stop_requested)
 		return WAIT_STOP;
-	if (rc > 0 && nfds == 2 && fds[1].revents != 0)
+	if (rc > 0 && output_index >= 0 && fds[output_index].revents != 0)
+		return WAIT_OUTPUT_GONE;
+	if (rc > 0 && sock_index >= 0 && fds[sock_index].revents != 0)
 		return WAIT_READY;
 	return WAIT_TIMEOUT;
 }
@@ -270,7 +336,7 @@ sleep_ms(int ms)
 			return false;
 		if (left <= 0)
 			return true;
-		if (wait_for(-1, 0, (int) left) == WAIT_STOP)
+		if (wait_for(-1, 0, (int) left, false) == WAIT_STOP)
 			return false;
 	}
 }
@@ -371,7 +437,7 @@ open_connection(const FollowOptions *opts, bool will_retry, bool *stopped)
 		}
 		w = wait_for(PQsocket(conn),
 					 status == PGRES_POLLING_READING ? POLLIN : POLLOUT,
-					 wait_ms);
+					 wait_ms, false);
 		if (w == WAIT_STOP)
 		{
 			PQfinish(conn);
@@ -446,8 +512,9 @@ query_failed(Follower *f, PGresult *res, const char *what)
 }
 
 /*
- * Ask whether the server is in recovery; start listening if it is not.  A
- * server in recovery cannot store acknowledgements.
+ * Ask whether the server is in recovery; start listening if it is not, if
+ * the follower will wait (no --exit-at-head) and if --no-listen was not
+ * given.  A server in recovery cannot store acknowledgements.
  */
 static FollowResult
 check_recovery_and_listen(Follower *f, const FollowOptions *opts)
@@ -464,7 +531,7 @@ check_recovery_and_listen(Follower *f, const FollowOptions *opts)
 		pg_log_error_hint("Connect to the primary, or follow without --ack.");
 		return FOLLOW_ERROR;
 	}
-	if (f->standby)
+	if (f->standby || opts->no_listen || opts->exit_at_head)
 		return FOLLOW_OK;
 
 	res = PQexec(f->conn, listen_sql);
@@ -504,7 +571,7 @@ ack(Follower *f, const FollowOptions *opts, int64 position)
 	snprintf(position_text, sizeof(position_text), INT64_FORMAT, position);
 	params[0] = opts->subscription;
 	params[1] = position_text;
-	res = PQexecPrepared(f->conn, "ack", 2, params, NULL, NULL, 0);
+	res = PQexecParams(f->conn, ack_sql, 2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		return query_failed(f, res, "could not acknowledge");
 	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
@@ -515,8 +582,28 @@ ack(Follower *f, const FollowOptions *opts, int64 position)
 }
 
 /*
+ * Print the second column of every row of res, a line each, and flush:
+ * false, with errno set, if stdout did not take it all.
+ */
+static bool
+print_batch(const PGresult *res)
+{
+	int			n = PQntuples(res);
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (fputs(PQgetvalue(res, i, 1), stdout) == EOF ||
+			putc('\n', stdout) == EOF)
+			return false;
+	}
+	return fflush(stdout) == 0;
+}
+
+/*
  * Read one batch, print it, flush it, acknowledge it.  *count is the number
- * of events read.
+ * of events read.  Each read is an unnamed statement: see the banner on
+ * connection poolers.
  */
 static FollowResult
 read_batch(Follower *f, const FollowOptions *opts, int *count)
@@ -526,7 +613,6 @@ read_batch(Follower *f, const FollowOptions *opts, int *count)
 	const char *params[3];
 	PGresult   *res;
 	int			n;
-	int			i;
 	int64		last = 0;
 
 	*count = 0;
@@ -538,23 +624,18 @@ read_batch(Follower *f, const FollowOptions *opts, int *count)
 		params[0] = opts->subscription;
 		params[1] = batch_text;
 		params[2] = f->have_position ? position_text : NULL;
-		res = PQexecPrepared(f->conn, "read", 3, params, NULL, NULL, 0);
+		res = PQexecParams(f->conn, poll_sql, 3, NULL, params, NULL, NULL, 0);
 	}
 	else
 	{
 		params[0] = position_text;
 		params[1] = batch_text;
-		res = PQexecPrepared(f->conn, "read", 2, params, NULL, NULL, 0);
+		res = PQexecParams(f->conn, read_all_sql, 2, NULL, params, NULL, NULL, 0);
 	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		return query_failed(f, res, "could not read events");
 
 	n = PQntuples(res);
-	for (i = 0; i < n; i++)
-	{
-		fputs(PQgetvalue(res, i, 1), stdout);
-		putc('\n', stdout);
-	}
 	if (n > 0)
 	{
 		const char *text = PQgetvalue(res, n - 1, 0);
@@ -569,13 +650,15 @@ read_batch(Follower *f, const FollowOptions *opts, int *count)
 			return FOLLOW_ERROR;
 		}
 	}
-	PQclear(res);
-
-	if (fflush(stdout) != 0 || ferror(stdout))
+	if (!print_batch(res))
 	{
-		pg_log_error("could not write to standard output: %m");
-		return FOLLOW_ERROR;
+		int			save_errno = errno;
+
+		PQclear(res);
+		errno = save_errno;
+		return output_failed();
 	}
+	PQclear(res);
 	*count = n;
 	if (n == 0)
 		return FOLLOW_OK;
@@ -589,7 +672,8 @@ read_batch(Follower *f, const FollowOptions *opts, int *count)
 
 /*
  * Wait until there may be something new: a notification, the poll interval
- * elapsed, or (on a standby) just the poll interval.
+ * elapsed, or (on a standby or with --no-listen) just the poll interval.
+ * A pipe on stdout that loses its reader meanwhile is an output error.
  */
 static FollowResult
 wait_for_more(Follower *f, const FollowOptions *opts)
@@ -608,12 +692,17 @@ wait_for_more(Follower *f, const FollowOptions *opts)
 			return FOLLOW_OK;
 
 		/*
-		 * The socket is watched on a standby too: that is how a closed
-		 * connection shows while idle.
+		 * The socket is watched when not listening too: that is how a
+		 * closed connection shows while idle.
 		 */
-		w = wait_for(PQsocket(f->conn), POLLIN, (int) left);
+		w = wait_for(PQsocket(f->conn), POLLIN, (int) left, true);
 		if (w == WAIT_STOP)
 			return FOLLOW_STOP;
+		if (w == WAIT_OUTPUT_GONE)
+		{
+			errno = EPIPE;
+			return output_failed();
+		}
 		if (w == WAIT_FAILED)
 		{
 			pg_log_error("poll() failed: %m");
@@ -628,35 +717,6 @@ wait_for_more(Follower *f, const FollowOptions *opts)
 }
 
 /*
- * Prepare this connection's statements once: a follower that is woken a
- * few hundred times a second should not parse and plan its query each time.
- */
-static FollowResult
-prepare_statements(Follower *f, const FollowOptions *opts)
-{
-	PGresult   *res;
-
-	if (opts->subscription != NULL)
-	{
-		res = PQprepare(f->conn, "read", poll_sql, 3, NULL);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			return query_failed(f, res, "could not read events");
-		PQclear(res);
-		res = PQprepare(f->conn, "ack", ack_sql, 2, NULL);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			return query_failed(f, res, "could not acknowledge");
-	}
-	else
-	{
-		res = PQprepare(f->conn, "read", read_all_sql, 2, NULL);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			return query_failed(f, res, "could not read events");
-	}
-	PQclear(res);
-	return FOLLOW_OK;
-}
-
-/*
  * Follow over one connection until it breaks, a signal arrives, or (with
  * --exit-at-head) the head is reached.  *progressed tells whether a read
  * succeeded, which resets the reconnect backoff.
@@ -667,9 +727,6 @@ follow(Follower *f, const FollowOptions *opts, bool *progressed)
 	FollowResult r;
 
 	*progressed = false;
-	r = prepare_statements(f, opts);
-	if (r != FOLLOW_OK)
-		return r;
 	r = check_recovery_and_listen(f, opts);
 	if (r != FOLLOW_OK)
 		return r;
@@ -690,7 +747,7 @@ follow(Follower *f, const FollowOptions *opts, bool *progressed)
 			return FOLLOW_STOP;
 
 		/* A standby that was promoted can be listened to from now on. */
-		if (f->standby)
+		if (f->standby && !opts->no_listen)
 		{
 			r = check_recovery_and_listen(f, opts);
 			if (r != FOLLOW_OK)
@@ -773,6 +830,7 @@ parse_options(int argc, char **argv, FollowOptions *opts)
 		{"batch", required_argument, NULL, 'b'},
 		{"poll-interval", required_argument, NULL, 'i'},
 		{"exit-at-head", no_argument, NULL, 'e'},
+		{"no-listen", no_argument, NULL, 'L'},
 		{"max-retries", required_argument, NULL, 'r'},
 		{"help", no_argument, NULL, 1},
 		{"version", no_argument, NULL, 'V'},
@@ -800,7 +858,7 @@ parse_options(int argc, char **argv, FollowOptions *opts)
 		}
 	}
 
-	while ((c = getopt_long(argc, argv, "ab:d:ef:i:r:s:V", long_options, NULL)) != -1)
+	while ((c = getopt_long(argc, argv, "ab:d:ef:i:Lr:s:V", long_options, NULL)) != -1)
 	{
 		switch (c)
 		{
@@ -817,6 +875,9 @@ parse_options(int argc, char **argv, FollowOptions *opts)
 				break;
 			case 'e':
 				opts->exit_at_head = true;
+				break;
+			case 'L':
+				opts->no_listen = true;
 				break;
 			case 'f':
 				if (!parse_int64(optarg, 0, PG_INT64_MAX, &value))
@@ -885,6 +946,7 @@ main(int argc, char **argv)
 	progname = get_progname(argv[0]);
 	parse_options(argc, argv, &opts);
 	setup_signals();
+	setup_output();
 
 	memset(&f, 0, sizeof(f));
 	f.position = opts.from;
@@ -970,7 +1032,7 @@ main(int argc, char **argv)
 
 	if (fflush(stdout) != 0)
 	{
-		pg_log_error("could not write to standard output: %m");
+		output_failed();
 		exit(EXIT_RUNTIME);
 	}
 	return EXIT_OK;

@@ -19,28 +19,23 @@ use strict;
 use warnings;
 
 use IPC::Run;
-use JSON::PP;
 use Time::HiRes qw(usleep time);
 
 use FindBin;
 use lib $FindBin::RealBin;
 use EsEnv;
+use EsFollow;
 
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $pg_config = $ENV{PG_CONFIG} // 'pg_config';
-my $bindir = `$pg_config --bindir`;
-chomp $bindir;
-my $follow = "$bindir/eventstore-follow";
-if (!ok(-x $follow, "eventstore-follow is installed in $bindir"))
+if (!ok(-x $EsFollow::follow, "eventstore-follow is installed: $EsFollow::follow"))
 {
 	done_testing();
 	exit 1;
 }
 
-my $json = JSON::PP->new->utf8;
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 
 my $node = PostgreSQL::Test::Cluster->new('follow');
@@ -54,145 +49,6 @@ $node->safe_psql('postgres', 'CREATE EXTENSION eventstore');
 my $connstr = $node->connstr('postgres');
 
 # --- Helpers -------------------------------------------------------------------
-
-# Run the follower to its end: (exit code, stdout, stderr).
-sub run_follow
-{
-	my @args = @_;
-	my ($out, $err) = ('', '');
-	IPC::Run::run([ $follow, @args ],
-		'<', \undef, '>', \$out, '2>', \$err,
-		IPC::Run::timeout($timeout));
-	return ($? >> 8, $out, $err);
-}
-
-# Start the follower in the background: (harness, \stdout, \stderr).
-sub start_follow
-{
-	my @args = @_;
-	my ($out, $err) = ('', '');
-	my $h = IPC::Run::start([ $follow, @args ],
-		'<', \undef, '>', \$out, '2>', \$err);
-	return ($h, \$out, \$err);
-}
-
-sub count_lines
-{
-	my ($text) = @_;
-	my $n = () = $text =~ /\n/g;
-	return $n;
-}
-
-# Pump a running follower until its stdout holds at least $want lines, or
-# $seconds pass, or it exits.  Returns the number of lines.
-sub wait_for_lines
-{
-	my ($h, $out, $want, $seconds) = @_;
-	my $deadline = time() + ($seconds // $timeout);
-	while (1)
-	{
-		$h->pump_nb if $h->pumpable;
-		my $n = count_lines($$out);
-		return $n if $n >= $want || time() > $deadline || !$h->pumpable;
-		usleep(20_000);
-	}
-}
-
-# Pump for a while, whatever comes; returns the number of lines.
-sub settle
-{
-	my ($h, $out, $seconds) = @_;
-	my $deadline = time() + $seconds;
-	while (time() < $deadline && $h->pumpable)
-	{
-		$h->pump_nb;
-		usleep(20_000);
-	}
-	return count_lines($$out);
-}
-
-# Wait for the follower to exit: its raw wait status, or undef if it did
-# not exit within $seconds (then it is killed).
-sub wait_for_exit
-{
-	my ($h, $seconds) = @_;
-	my $deadline = time() + $seconds;
-	while ($h->pumpable && time() < $deadline)
-	{
-		$h->pump_nb;
-		usleep(20_000);
-	}
-	if ($h->pumpable)
-	{
-		$h->kill_kill;
-		return undef;
-	}
-	$h->finish;
-	return $h->full_result(0);
-}
-
-# Decode the follower's stdout: every line must be one JSON object and the
-# output must end with a newline.  Returns (\@events, $bad_lines).
-sub parse_output
-{
-	my ($text) = @_;
-	my @events;
-	my $bad = 0;
-	$bad++ if $text ne '' && substr($text, -1) ne "\n";
-	for my $line (split /\n/, $text)
-	{
-		my $e = eval { $json->decode($line) };
-		if (ref($e) eq 'HASH')
-		{
-			push @events, $e;
-		}
-		else
-		{
-			$bad++;
-			diag("not a JSON object: $line");
-		}
-	}
-	return (\@events, $bad);
-}
-
-# Every stored event after a position, straight from eventstore.events, in
-# the follower's format.
-sub stored_events
-{
-	my ($after) = @_;
-	$after //= 0;
-	return $json->decode(
-		$node->safe_psql('postgres', qq{
-		SELECT coalesce(json_agg(json_build_object(
-				'position', insert_order, 'stream_id', stream_id,
-				'stream_order', stream_order, 'event_id', event_id,
-				'event_type', event_type, 'schema_version', schema_version,
-				'partition_key', partition_key, 'recorded_at', recorded_at,
-				'data', data, 'metadata', metadata) ORDER BY insert_order), '[]')
-		  FROM eventstore.events WHERE insert_order > $after}));
-}
-
-# Append $n events to each of the streams "$prefix-0" .. "$prefix-($streams-1)",
-# one append per stream, with text that needs escaping in JSON.
-sub append_events
-{
-	my ($prefix, $streams, $n) = @_;
-	for my $s (0 .. $streams - 1)
-	{
-		$node->safe_psql('postgres', qq{
-			SELECT count(*) FROM eventstore.append(
-				'$prefix-$s',
-				ARRAY(SELECT eventstore.event(
-						'Happened',
-						jsonb_build_object('n', g, 'stream', $s,
-							'text', E'quote " backslash \\\\ newline \\n tab \\t ü € \\u0001'),
-						CASE WHEN g % 3 = 0 THEN jsonb_build_object('by', 'follow-test') END,
-						schema_version => 1 + g % 2)
-					  FROM generate_series(1, $n) g),
-				partition_key => CASE WHEN $s % 2 = 0 THEN 'key "$s"' END)});
-	}
-	return;
-}
 
 sub stored_count
 {
@@ -225,23 +81,6 @@ sub wait_for_checkpoint
 	return $c;
 }
 
-# The positions of a list of events, and whether they strictly increase.
-sub positions
-{
-	my ($events) = @_;
-	return [ map { $_->{position} } @$events ];
-}
-
-sub strictly_increasing
-{
-	my ($list) = @_;
-	for my $i (1 .. $#$list)
-	{
-		return 0 if $list->[$i] <= $list->[ $i - 1 ];
-	}
-	return 1;
-}
-
 # --- Usage -----------------------------------------------------------------------
 
 my ($rc, $out, $err) = run_follow('--help');
@@ -272,7 +111,7 @@ for my $case (
 
 # --- Catching up ---------------------------------------------------------------
 
-append_events('catchup', 5, 61);
+append_events($node, 'catchup', 5, 61);
 $node->safe_psql('postgres', q{
 	SELECT count(*) FROM eventstore.append('catchup-single',
 		ARRAY[eventstore.event('Lonely', 'null'::jsonb, '{"nested": {"a": [1, 2.5, "x"]}}')])});
@@ -286,7 +125,7 @@ my ($events, $bad) = parse_output($out);
 is($bad, 0, 'every output line is one JSON object');
 is(scalar(@$events), $total, "batches of 7: all $total events are printed");
 ok(strictly_increasing(positions($events)), 'positions strictly increase');
-is_deeply($events, stored_events(), 'the output is exactly the stored events, in insert_order');
+is_deeply($events, stored_events($node), 'the output is exactly the stored events, in insert_order');
 
 # Every field of one event with text that needs escaping.
 my ($one) = grep { $_->{stream_id} eq 'catchup-2' && $_->{stream_order} == 3 } @$events;
@@ -315,7 +154,7 @@ my $middle = $node->safe_psql('postgres',
 ($rc, $out, $err) = run_follow('--from', $middle, '-b', '13', '-e', '-d', $connstr);
 ($events, $bad) = parse_output($out);
 is($rc, 0, '--from: exits 0');
-is_deeply($events, stored_events($middle), "--from $middle: exactly the events after it");
+is_deeply($events, stored_events($node, $middle), "--from $middle: exactly the events after it");
 is(scalar(@$events), $total - 100, '--from: the first 100 events are left out');
 
 # Beyond the end: nothing, and still exit 0.
@@ -337,15 +176,15 @@ my ($h, $hout, $herr) =
   start_follow('--batch', '10', '--poll-interval', '200', $connstr);
 is(wait_for_lines($h, $hout, $total), $total, 'following: the history is printed first');
 
-append_events('live-a', 4, 15);
+append_events($node, 'live-a', 4, 15);
 $total = stored_count();
 is(wait_for_lines($h, $hout, $total), $total,
 	'following: events appended while it waits are printed');
 
 # Appends, then a restart right away, then more appends.
-append_events('live-b', 4, 10);
+append_events($node, 'live-b', 4, 10);
 $node->restart;
-append_events('live-c', 3, 10);
+append_events($node, 'live-c', 3, 10);
 $total = stored_count();
 is(wait_for_lines($h, $hout, $total), $total,
 	'following: everything appended before and after the restart is printed');
@@ -361,7 +200,7 @@ is(wait_for_exit($h, 10), 0, 'following: SIGTERM ends it with exit status 0');
 is($bad, 0, 'following: every line is one JSON object');
 ok(strictly_increasing(positions($events)),
 	'following: positions strictly increase across the restart');
-is_deeply($events, stored_events(),
+is_deeply($events, stored_events($node),
 	'following: every stored event exactly once, in insert_order, across the restart');
 
 # --- Signals while waiting -------------------------------------------------------------
@@ -379,6 +218,53 @@ for my $signal (qw(TERM INT))
 	cmp_ok(time() - $t0, '<', 5, "SIG$signal while waiting: it exits at once");
 	is(count_lines($$hout), $total, "SIG$signal while waiting: the output was complete");
 }
+
+# --- A reader that goes away ------------------------------------------------------------
+
+# `eventstore-follow | head -1` as a shell runs it.  The test framework
+# ignores SIGPIPE and an ignored signal stays ignored across exec, so the
+# follower is given the default disposition, as a shell gives it.
+sub follow_into_head
+{
+	my @args = @_;
+	my ($out, $err) = ('', '');
+	local $SIG{PIPE} = 'DEFAULT';
+	my $h = IPC::Run::start([ $EsFollow::follow, @args ],
+		'<', \undef, '2>', \$err, '|', [ 'head', '-n', '1' ], '>', \$out);
+	return ($h, \$out, \$err);
+}
+
+# A wait status as a test compares it: the exit code, or how it ended.
+sub exit_status
+{
+	my ($status) = @_;
+	return 'still running' if !defined $status;
+	return 'killed by signal ' . ($status & 127) if $status & 127;
+	return $status >> 8;
+}
+
+($rc, $out, $err) = run_follow('-e', $connstr);
+cmp_ok(length($out), '>', 2 * 65536, 'the whole feed is more than twice what a pipe holds');
+
+# Printing when the reader goes: the next write fails.
+($h, $hout, $herr) = follow_into_head('-e', '-b', '7', $connstr);
+is(exit_status(wait_for_exit($h, $timeout)), 1,
+	'| head -1 while printing: exit status 1, not SIGPIPE');
+like($$herr, qr/could not write to standard output: Broken pipe/,
+	'| head -1 while printing: says so on stderr');
+($events) = parse_output($$hout);
+is_deeply($events, [ stored_events($node)->[0] ], '| head -1 while printing: head got the first event');
+
+# Waiting when the reader goes: it notices without a new event to write.
+my $before_last = stored_events($node)->[-2]{position};
+($h, $hout, $herr) =
+  follow_into_head('--poll-interval', '600000', '--from', $before_last, $connstr);
+my $t_gone = time();
+is(exit_status(wait_for_exit($h, 10)), 1,
+	'| head -1 while waiting: exit status 1');
+cmp_ok(time() - $t_gone, '<', 5, '| head -1 while waiting: it exits at once');
+like($$herr, qr/could not write to standard output: Broken pipe/,
+	'| head -1 while waiting: says so on stderr');
 
 # --- Runtime errors --------------------------------------------------------------------
 
@@ -434,13 +320,13 @@ my $last = last_position();
 ($h, $hout, $herr) = start_follow('--poll-interval', '600000', '--from', $last, $connstr);
 settle($h, $hout, 1);
 my $t0 = time();
-append_events('ticked', 1, 1);
+append_events($node, 'ticked', 1, 1);
 is(wait_for_lines($h, $hout, 1, 10), 1, 'a notification wakes the waiting follower');
 cmp_ok(time() - $t0, '<', 5, 'it prints the new event within seconds');
 $h->signal('TERM');
 is(wait_for_exit($h, 10), 0, 'notified follower: SIGTERM, exit status 0');
 ($events) = parse_output($$hout);
-is_deeply($events, stored_events($last), 'notified follower: it printed the new event');
+is_deeply($events, stored_events($node, $last), 'notified follower: it printed the new event');
 
 # --- Subscriptions ------------------------------------------------------------------------
 
@@ -448,7 +334,7 @@ $node->safe_psql('postgres', q{
 	SELECT eventstore.create_subscription('everything');
 	SELECT eventstore.create_subscription('live-c-only', stream_prefix => 'live-c');
 });
-my $all = stored_events();
+my $all = stored_events($node);
 $total = scalar(@$all);
 
 ($rc, $out, $err) = run_follow('--subscription', 'no-such', '--exit-at-head', $connstr);
@@ -488,13 +374,29 @@ is(checkpoint('everything'), $all->[-1]{position}, '--ack: the checkpoint is the
 ($rc, $out, $err) = run_follow('-s', 'everything', '--ack', '-e', $connstr);
 ok($rc == 0 && $out eq '', '--ack: the next run has nothing left to print');
 
+# --ack into a pipe whose reader goes: a batch not wholly written is not
+# acknowledged, and the next run prints it again.
+$node->safe_psql('postgres', q{SELECT eventstore.create_subscription('piped')});
+($h, $hout, $herr) = follow_into_head('-s', 'piped', '--ack', '-b', '50', '-e', $connstr);
+is(exit_status(wait_for_exit($h, $timeout)), 1, '--ack into a closed pipe: exit status 1');
+my $piped_at = checkpoint('piped');
+my @boundaries = (0, map { $all->[ 50 * $_ - 1 ]{position} } 1 .. int(@$all / 50));
+cmp_ok($piped_at, '<', $all->[-1]{position},
+	'--ack into a closed pipe: the batch that failed is not acknowledged');
+ok((grep { $_ == $piped_at } @boundaries),
+	"--ack into a closed pipe: the checkpoint ($piped_at) is the end of a printed batch");
+($rc, $out, $err) = run_follow('-s', 'piped', '--ack', '-e', $connstr);
+($events) = parse_output($out);
+is_deeply($events, stored_events($node, $piped_at),
+	'--ack into a closed pipe: the next run prints everything after the checkpoint');
+
 # A follower with --ack killed with SIGKILL, then started again.
 my $start = $node->safe_psql('postgres',
 	q{SELECT eventstore.create_subscription('worker', start_from => 'head')});
 is($start, last_position(), 'the worker subscription starts at the head');
 ($h, $hout, $herr) = start_follow('-s', 'worker', '--ack', '-b', '5', '-i', '200', $connstr);
-append_events('sub-a', 3, 8);
-my $want = stored_events($start);
+append_events($node, 'sub-a', 3, 8);
+my $want = stored_events($node, $start);
 wait_for_lines($h, $hout, scalar(@$want));
 is(wait_for_checkpoint('worker', $want->[-1]{position}), $want->[-1]{position},
 	'worker: the checkpoint follows the printed events');
@@ -504,9 +406,9 @@ my ($first_run) = parse_output($$hout);
 my $killed_at = checkpoint('worker');
 is_deeply($first_run, $want, 'worker: it printed every new event, once, in order');
 
-append_events('sub-b', 3, 8);
+append_events($node, 'sub-b', 3, 8);
 ($h, $hout, $herr) = start_follow('-s', 'worker', '--ack', '-b', '5', '-i', '200', $connstr);
-$want = stored_events($killed_at);
+$want = stored_events($node, $killed_at);
 is(wait_for_lines($h, $hout, scalar(@$want)), scalar(@$want),
 	'worker restarted: it prints what came after the checkpoint');
 settle($h, $hout, 1);
@@ -514,15 +416,15 @@ my ($second_run) = parse_output($$hout);
 is_deeply($second_run, $want, 'worker restarted: it resumes right after the checkpoint');
 my %seen;
 $seen{ $_->{position} }++ for @$first_run, @$second_run;
-is_deeply([ sort { $a <=> $b } keys %seen ], positions(stored_events($start)),
+is_deeply([ sort { $a <=> $b } keys %seen ], positions(stored_events($node, $start)),
 	'worker: the two runs together printed every event since the subscription began');
 
 # The same follower across a server restart.
-append_events('sub-c', 2, 8);
+append_events($node, 'sub-c', 2, 8);
 my $before_restart = count_lines($$hout);
 wait_for_lines($h, $hout, $before_restart + 16);
 $node->restart;
-append_events('sub-d', 2, 8);
+append_events($node, 'sub-d', 2, 8);
 $last = last_position();
 is(wait_for_checkpoint('worker', $last), $last,
 	'worker across a restart: the checkpoint reaches the last event');
@@ -535,7 +437,7 @@ is(wait_for_exit($h, 10), 0, 'worker: SIGTERM, exit status 0');
 is($bad, 0, 'worker across a restart: JSON lines');
 %seen = ();
 $seen{ $_->{position} }++ for @$second_run;
-is_deeply([ sort { $a <=> $b } keys %seen ], positions(stored_events($killed_at)),
+is_deeply([ sort { $a <=> $b } keys %seen ], positions(stored_events($node, $killed_at)),
 	'worker across a restart: nothing is lost');
 my $repeated = scalar(@$second_run) - scalar(keys %seen);
 cmp_ok($repeated, '<=', 5,
@@ -551,7 +453,7 @@ $node->backup('follow_backup');
 my $standby = PostgreSQL::Test::Cluster->new('follow_standby');
 $standby->init_from_backup($node, 'follow_backup', has_streaming => 1);
 $standby->start;
-append_events('primary', 2, 5);
+append_events($node, 'primary', 2, 5);
 $last = last_position();
 my $deadline = time() + $timeout;
 usleep(100_000)
@@ -559,23 +461,23 @@ usleep(100_000)
 
 my $standby_connstr = $standby->connstr('postgres');
 ($h, $hout, $herr) = start_follow('--poll-interval', '200', $standby_connstr);
-$total = scalar(@{ stored_events() });
+$total = scalar(@{ stored_events($node) });
 is(wait_for_lines($h, $hout, $total), $total, 'on a standby: the history is printed');
-append_events('primary-live', 2, 5);
-$total = scalar(@{ stored_events() });
+append_events($node, 'primary-live', 2, 5);
+$total = scalar(@{ stored_events($node) });
 is(wait_for_lines($h, $hout, $total), $total,
 	'on a standby: events appended on the primary are printed as they are replayed');
 $h->signal('TERM');
 is(wait_for_exit($h, 10), 0, 'on a standby: SIGTERM, exit status 0');
 is($$herr, '', 'on a standby: nothing on stderr');
 ($events) = parse_output($$hout);
-is_deeply($events, stored_events(), 'on a standby: every event once, in order');
+is_deeply($events, stored_events($node), 'on a standby: every event once, in order');
 
 # Subscriptions: polled on the standby, acknowledged only on the primary.
 ($rc, $out, $err) = run_follow('-s', 'live-c-only', '-b', '3', '-e', $standby_connstr);
 ($events) = parse_output($out);
 ok($rc == 0 && $err eq '', 'on a standby: a subscription without --ack, exit 0');
-is_deeply($events, [ grep { $_->{stream_id} =~ /^live-c-/ } @{ stored_events() } ],
+is_deeply($events, [ grep { $_->{stream_id} =~ /^live-c-/ } @{ stored_events($node) } ],
 	'on a standby: a subscription prints what passes its filter');
 ($rc, $out, $err) = run_follow('-s', 'live-c-only', '--ack', '-e', $standby_connstr);
 is($rc, 1, 'on a standby: --ack is an error (exit status 1)');
