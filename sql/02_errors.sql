@@ -127,11 +127,32 @@ DELETE FROM eventstore.streams;
 \echo :LAST_ERROR_SQLSTATE
 TRUNCATE eventstore.streams;
 \echo :LAST_ERROR_SQLSTATE
+-- streams rows are created by append(): INSERT is refused, in every form
+INSERT INTO eventstore.streams
+	VALUES ('forged-1', 'forged-1', eventstore.bucket_of('forged-1'), 1, now(), now());
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO eventstore.streams SELECT 'forged-' || stream_id, partition_key, bucket,
+		version, created_at, updated_at FROM eventstore.streams
+	ON CONFLICT DO NOTHING;
+\echo :LAST_ERROR_SQLSTATE
+MERGE INTO eventstore.streams s
+	USING (VALUES ('forged-1')) v(id) ON s.stream_id = v.id
+	WHEN NOT MATCHED THEN INSERT VALUES (v.id, v.id, eventstore.bucket_of(v.id), 1, now(), now());
+\echo :LAST_ERROR_SQLSTATE
+DO $$ BEGIN
+	INSERT INTO eventstore.streams
+		VALUES ('forged-1', 'forged-1', eventstore.bucket_of('forged-1'), 1, now(), now());
+END $$;
+\echo :LAST_ERROR_SQLSTATE
 -- session_replication_role does not switch the guards off
 SET session_replication_role = replica;
 DELETE FROM eventstore.events;
 \echo :LAST_ERROR_SQLSTATE
+INSERT INTO eventstore.streams
+	VALUES ('forged-1', 'forged-1', eventstore.bucket_of('forged-1'), 1, now(), now());
+\echo :LAST_ERROR_SQLSTATE
 RESET session_replication_role;
+SELECT count(*) FROM eventstore.streams WHERE stream_id LIKE 'forged-%';
 SELECT count(*) - :events_before AS events_added FROM eventstore.events;
 
 -- nor can the guards be switched off, the log's structure changed, or its

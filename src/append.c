@@ -359,8 +359,8 @@ es_check_version(EsStream *stream, bool has_expected, int64 expected)
 }
 
 /*
- * Run a statement that changes eventstore.streams, which its guard trigger
- * lets only append() do.
+ * Run a statement that inserts or updates rows of eventstore.streams, which
+ * its guard trigger lets only append() do.
  */
 static int
 es_execute_on_streams(SPIPlanPtr plan, Datum *args)
@@ -464,7 +464,7 @@ es_lock_or_create_stream(EsStream *stream, bool has_expected, int64 expected,
 		create_args[2] = Int32GetDatum(stream->bucket);
 		create_args[3] = Int64GetDatum((int64) nevents);
 		create_args[4] = TimestampTzGetDatum(now);
-		rc = SPI_execute_plan(create_plan, create_args, NULL, false, 0);
+		rc = es_execute_on_streams(create_plan, create_args);
 		if (rc != SPI_OK_INSERT)
 			elog(ERROR, "creating the stream failed: %s", SPI_result_code_string(rc));
 		if (SPI_processed == 1)

@@ -5,10 +5,12 @@
  *
  * eventstore_refuse_change fires BEFORE UPDATE, DELETE and TRUNCATE on
  * eventstore.events and each of its partitions and always raises ES003.
- * eventstore_guard_streams does the same for eventstore.streams unless the
- * statement comes from eventstore.append() itself, which sets
- * es_append_active around its own UPDATE of the stream row.  Both triggers
- * are ENABLE ALWAYS, so session_replication_role does not bypass them.
+ * eventstore_guard_streams does the same for INSERT, UPDATE, DELETE and
+ * TRUNCATE of eventstore.streams unless the statement comes from
+ * eventstore.append() itself, which sets es_append_active around its own
+ * INSERT and UPDATE of the stream row, or is a COPY FROM sent by the client,
+ * the way pg_restore and psql load a dump's rows.  Both triggers are ENABLE
+ * ALWAYS, so session_replication_role does not bypass them.
  *
  * eventstore_guard_ddl is an event trigger that keeps the log's tables,
  * triggers, partitions and functions as the extension made them: see its
@@ -27,14 +29,16 @@
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "nodes/makefuncs.h"
-#include "parser/parse_func.h"
 #include "nodes/parsenodes.h"
+#include "nodes/plannodes.h"
+#include "parser/parse_func.h"
+#include "tcop/pquery.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
 #include "eventstore.h"
 
-/* Set by append.c while it updates a stream row. */
+/* Set by append.c while it inserts or updates a stream row. */
 bool		es_append_active = false;
 
 PG_FUNCTION_INFO_V1(eventstore_refuse_change);
@@ -85,26 +89,58 @@ eventstore_refuse_change(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Is the statement the client sent a COPY FROM into rel?  That is how
+ * pg_restore and psql load the rows of a dump.  The active portal is the
+ * client's statement: a COPY run from a function, and any statement run by
+ * one, is not it.
+ */
+static bool
+es_is_client_copy_into(Relation rel)
+{
+	PlannedStmt *pstmt;
+	CopyStmt   *copy;
+
+	if (ActivePortal == NULL || list_length(ActivePortal->stmts) != 1)
+		return false;
+	pstmt = linitial_node(PlannedStmt, ActivePortal->stmts);
+	if (pstmt->commandType != CMD_UTILITY ||
+		!IsA(pstmt->utilityStmt, CopyStmt))
+		return false;
+	copy = (CopyStmt *) pstmt->utilityStmt;
+	return copy->is_from && copy->relation != NULL &&
+		RangeVarGetRelid(copy->relation, NoLock, true) == RelationGetRelid(rel);
+}
+
+/*
  * eventstore.guard_streams() returns trigger
  *
- * Lets eventstore.append() update stream rows and refuses every other
- * UPDATE, DELETE or TRUNCATE of eventstore.streams with ES003.
+ * BEFORE INSERT, UPDATE, DELETE and TRUNCATE of eventstore.streams, for
+ * each statement.  Lets eventstore.append() insert and update stream rows,
+ * and lets a COPY FROM sent by the client load them (a restore: pg_restore
+ * and psql load a dump's rows with COPY); refuses everything else with
+ * ES003, INSERT ... SELECT and MERGE included.  It does not check that
+ * copied rows agree with their events: a restore brings both, in any order.
  */
 Datum
 eventstore_guard_streams(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	bool		insert;
 
 	es_check_trigger(fcinfo);
+	insert = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
 	/* a statement trigger returns a null pointer, not an SQL null */
-	if (es_append_active && TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	if (es_append_active && (insert || TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
+		return PointerGetDatum(NULL);
+	if (insert && es_is_client_copy_into(trigdata->tg_relation))
 		return PointerGetDatum(NULL);
 	ereport(ERROR,
 			(errcode(ERRCODE_ES_APPEND_ONLY),
 			 errmsg("eventstore.streams is maintained by eventstore.append()"),
 			 errdetail("%s of \"%s\" is not allowed, for any role.",
 					   es_trigger_operation(trigdata),
-					   RelationGetRelationName(trigdata->tg_relation))));
+					   RelationGetRelationName(trigdata->tg_relation)),
+			 insert ? errhint("Streams are created by appending to them; a restore loads a dump's rows with COPY.") : 0));
 	return PointerGetDatum(NULL);
 }
 

@@ -5,10 +5,13 @@
  * DELETE, TRUNCATE, MERGE and INSERT ... ON CONFLICT DO UPDATE on events or
  * any partition raise ES003, also with session_replication_role = replica
  * (the triggers are ENABLE ALWAYS).  Rows of streams change only inside
- * append.  This file runs as the superuser that pg_prove connects as.
+ * append, and are inserted by nobody else (a restore's COPY aside, see
+ * sql/04_direct.sql).  This file runs as the superuser that pg_prove
+ * connects as; the roles are refused before any trigger, for want of
+ * privileges.
  */
 BEGIN;
-SELECT plan(44);
+SELECT plan(50);
 
 -- TRUNCATE takes ACCESS EXCLUSIVE before its trigger refuses it; files that
 -- append and truncate would deadlock each other under pg_prove -j.
@@ -101,6 +104,43 @@ SELECT throws_ok($$DELETE FROM eventstore.streams WHERE stream_id = 'pgtap04-1'$
 	'ES003', NULL, 'a superuser cannot DELETE from streams');
 SELECT throws_ok('TRUNCATE eventstore.streams', 'ES003', NULL,
 	'a superuser cannot TRUNCATE streams');
+SELECT throws_ok(
+	$$INSERT INTO eventstore.streams
+	  VALUES ('pgtap04-forged', 'pgtap04-forged', eventstore.bucket_of('pgtap04-forged'),
+			  1, pg_catalog.now(), pg_catalog.now())$$,
+	'ES003', NULL, 'a superuser cannot INSERT into streams');
+SELECT throws_ok(
+	$$INSERT INTO eventstore.streams
+	  SELECT 'pgtap04-forged-' OPERATOR(pg_catalog.||) stream_id, partition_key, bucket,
+			 version, created_at, updated_at
+		FROM eventstore.streams WHERE stream_id LIKE 'pgtap04-%'
+	  ON CONFLICT DO NOTHING$$,
+	'ES003', NULL, 'a superuser cannot INSERT ... ON CONFLICT DO NOTHING into streams');
+SELECT throws_ok(
+	$$MERGE INTO eventstore.streams s
+	  USING (SELECT 'pgtap04-forged'::text AS id) v ON s.stream_id = v.id
+	  WHEN NOT MATCHED THEN INSERT VALUES (v.id, v.id, eventstore.bucket_of(v.id), 1,
+										   pg_catalog.now(), pg_catalog.now())$$,
+	'ES003', NULL, 'a superuser cannot MERGE ... INSERT into streams');
+SET LOCAL session_replication_role = replica;
+SELECT throws_ok(
+	$$INSERT INTO eventstore.streams
+	  VALUES ('pgtap04-forged', 'pgtap04-forged', eventstore.bucket_of('pgtap04-forged'),
+			  1, pg_catalog.now(), pg_catalog.now())$$,
+	'ES003', NULL, 'with session_replication_role = replica, INSERT into streams is still refused');
+SET LOCAL session_replication_role = origin;
+SELECT throws_ok(
+	$$COPY eventstore.streams FROM PROGRAM 'true'$$,
+	'ES003', NULL, 'a COPY into streams that a function runs is refused');
+
+-- Per role: no privilege to insert into streams ------------------------------------
+
+SET LOCAL ROLE eventstore_admin;
+SELECT throws_ok(
+	$$INSERT INTO eventstore.streams
+	  VALUES ('pgtap04-forged', 'pgtap04-forged', 0, 1, pg_catalog.now(), pg_catalog.now())$$,
+	'42501', NULL, 'an admin cannot INSERT into streams');
+RESET ROLE;
 
 -- Nothing changed --------------------------------------------------------------------
 
