@@ -203,6 +203,65 @@ ALTER TABLE eventstore.streams OWNER TO eventstore_admin;
 \echo :LAST_ERROR_SQLSTATE
 ALTER EXTENSION eventstore DROP TABLE eventstore.events_0000_0127;
 \echo :LAST_ERROR_SQLSTATE
+-- ... nor the sequence, nor a column renamed by another kind of ALTER
+ALTER SEQUENCE eventstore.position_blocks INCREMENT BY 1;
+\echo :LAST_ERROR_SQLSTATE
+ALTER SEQUENCE eventstore.position_blocks RENAME TO old_blocks;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE eventstore.position_blocks OWNER TO eventstore_admin;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TYPE eventstore.streams RENAME ATTRIBUTE version TO v;
+\echo :LAST_ERROR_SQLSTATE
+ALTER VIEW eventstore.streams RENAME COLUMN version TO v;
+\echo :LAST_ERROR_SQLSTATE
+ALTER MATERIALIZED VIEW eventstore.events RENAME COLUMN data TO d;
+\echo :LAST_ERROR_SQLSTATE
+ALTER FOREIGN TABLE eventstore.events_0000_0127 RENAME COLUMN data TO d;
+\echo :LAST_ERROR_SQLSTATE
+ALTER INDEX eventstore.events RENAME TO old_events;
+\echo :LAST_ERROR_SQLSTATE
+-- nor the extension's types (a table's row type PostgreSQL itself refuses)
+ALTER TYPE eventstore.event_in ALTER ATTRIBUTE data TYPE text;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TYPE eventstore.event_in ADD ATTRIBUTE tenant text;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TYPE eventstore.recorded_event DROP ATTRIBUTE partition_key;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TYPE eventstore.recorded_event RENAME ATTRIBUTE data TO payload;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TYPE eventstore.recorded_event RENAME TO old_event;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TYPE eventstore.event_in OWNER TO eventstore_admin;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TYPE eventstore.event_in SET SCHEMA public;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TYPE eventstore.events ADD ATTRIBUTE tenant text;
+\echo :LAST_ERROR_SQLSTATE
+DROP TYPE eventstore.event_in CASCADE;
+\echo :LAST_ERROR_SQLSTATE
+-- nor another table tied to the log: a partition, a child, an attachment
+CREATE TABLE public.events_other PARTITION OF eventstore.events DEFAULT;
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE public.streams_child () INHERITS (eventstore.streams);
+\echo :LAST_ERROR_SQLSTATE
+CREATE FOREIGN DATA WRAPPER es_regress_fdw;
+CREATE SERVER es_regress_server FOREIGN DATA WRAPPER es_regress_fdw;
+CREATE FOREIGN TABLE public.events_remote PARTITION OF eventstore.events DEFAULT
+	SERVER es_regress_server;
+\echo :LAST_ERROR_SQLSTATE
+DROP SERVER es_regress_server;
+DROP FOREIGN DATA WRAPPER es_regress_fdw;
+CREATE TABLE public.streams_like (LIKE eventstore.streams);
+ALTER TABLE public.streams_like INHERIT eventstore.streams;
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE public.streams_parent (LIKE eventstore.streams) PARTITION BY LIST (stream_id);
+ALTER TABLE public.streams_parent ATTACH PARTITION eventstore.streams DEFAULT;
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE public.events_extra (LIKE eventstore.events);
+ALTER TABLE eventstore.events ATTACH PARTITION public.events_extra DEFAULT;
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE public.streams_like, public.streams_parent, public.events_extra;
+SELECT count(*) AS partitions FROM pg_inherits WHERE inhparent = 'eventstore.events'::regclass;
 -- other maintenance passes
 ALTER TABLE eventstore.events_0000_0127 SET (autovacuum_vacuum_scale_factor = 0.05);
 ALTER TABLE eventstore.events_0000_0127 RESET (autovacuum_vacuum_scale_factor);

@@ -13,8 +13,9 @@
  * ALWAYS, so session_replication_role does not bypass them.
  *
  * eventstore_guard_ddl is an event trigger that keeps the log's tables,
- * triggers, partitions and functions as the extension made them: see its
- * comment for the commands it refuses.  The extension's own scripts pass.
+ * sequence, triggers, partitions, types and functions as the extension made
+ * them: see its comment for the commands it refuses.  The extension's own
+ * scripts pass.
  *
  * src/guard.c
  *
@@ -24,6 +25,7 @@
 
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
+#include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "commands/extension.h"
 #include "commands/trigger.h"
@@ -32,9 +34,11 @@
 #include "nodes/parsenodes.h"
 #include "nodes/plannodes.h"
 #include "parser/parse_func.h"
+#include "parser/parse_type.h"
 #include "tcop/pquery.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "eventstore.h"
 
@@ -144,7 +148,10 @@ eventstore_guard_streams(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
-/* Is relid eventstore.events, one of its partitions, or eventstore.streams? */
+/*
+ * Is relid one of the log's relations: eventstore.events, one of its
+ * partitions, eventstore.streams or the sequence eventstore.position_blocks?
+ */
 static bool
 es_is_log_relation(Oid relid)
 {
@@ -154,7 +161,8 @@ es_is_log_relation(Oid relid)
 	if (!OidIsValid(relid) || !OidIsValid(nsp) || get_rel_namespace(relid) != nsp)
 		return false;
 	events = get_relname_relid("events", nsp);
-	if (relid == events || relid == get_relname_relid("streams", nsp))
+	if (relid == events || relid == get_relname_relid("streams", nsp) ||
+		relid == get_relname_relid("position_blocks", nsp))
 		return true;
 	return get_rel_relispartition(relid) &&
 		get_partition_parent(relid, true) == events;
@@ -164,6 +172,44 @@ static bool
 es_is_log_rangevar(RangeVar *rv)
 {
 	return rv != NULL && es_is_log_relation(RangeVarGetRelid(rv, NoLock, true));
+}
+
+/*
+ * Is the relation named by rv a composite type of schema eventstore, such
+ * as eventstore.event_in and eventstore.recorded_event?  (ALTER TYPE names
+ * a composite type by a RangeVar when it changes attributes.)
+ */
+static bool
+es_is_eventstore_composite(RangeVar *rv)
+{
+	Oid			relid;
+
+	if (rv == NULL)
+		return false;
+	relid = RangeVarGetRelid(rv, NoLock, true);
+	return OidIsValid(relid) &&
+		get_rel_relkind(relid) == RELKIND_COMPOSITE_TYPE &&
+		get_rel_namespace(relid) == get_namespace_oid("eventstore", true);
+}
+
+/* Is the type named by a qualified name (a List of String) of schema eventstore? */
+static bool
+es_is_eventstore_type(Node *names)
+{
+	Oid			typid;
+	HeapTuple	tuple;
+	Oid			nsp;
+
+	typid = LookupTypeNameOid(NULL, makeTypeNameFromNameList(castNode(List, names)),
+							  true);
+	if (!OidIsValid(typid))
+		return false;
+	tuple = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	nsp = ((Form_pg_type) GETSTRUCT(tuple))->typnamespace;
+	ReleaseSysCache(tuple);
+	return nsp == get_namespace_oid("eventstore", true);
 }
 
 /*
@@ -192,13 +238,27 @@ es_is_harmless_subcommand(AlterTableType subtype)
 	}
 }
 
+/*
+ * Does an ALTER TABLE subcommand of another table tie it to the log: make
+ * it inherit from a log table, or attach a log table to it as a partition?
+ */
+static bool
+es_ties_to_log(AlterTableCmd *cmd)
+{
+	if (cmd->subtype == AT_AddInherit)
+		return es_is_log_rangevar(castNode(RangeVar, cmd->def));
+	if (cmd->subtype == AT_AttachPartition || cmd->subtype == AT_DetachPartition)
+		return es_is_log_rangevar(castNode(PartitionCmd, cmd->def)->name);
+	return false;
+}
+
 static void
 es_refuse_ddl(const char *what)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_ES_APPEND_ONLY),
 			 errmsg("%s is not allowed on the event log", what),
-			 errdetail("The tables, triggers and functions of schema \"eventstore\" belong to the append-only log."),
+			 errdetail("The tables, sequence, types, triggers and functions of schema \"eventstore\" belong to the append-only log."),
 			 errhint("Storage parameters and statistics targets may be changed; anything else only by the extension's own scripts.")));
 }
 
@@ -238,6 +298,12 @@ es_is_routine_type(ObjectType type)
 		type == OBJECT_PROCEDURE || type == OBJECT_AGGREGATE;
 }
 
+static inline bool
+es_is_type_type(ObjectType type)
+{
+	return type == OBJECT_TYPE || type == OBJECT_DOMAIN;
+}
+
 static bool
 es_names_eventstore_schema(List *qualified_name)
 {
@@ -248,18 +314,65 @@ es_names_eventstore_schema(List *qualified_name)
 }
 
 /*
+ * ALTER TABLE, and ALTER INDEX, VIEW, ..., TYPE with subcommands of ALTER
+ * TABLE; command is the command's tag, for the error.
+ */
+static void
+es_guard_alter_table(AlterTableStmt *stmt, const char *command)
+{
+	bool		on_log = es_is_log_rangevar(stmt->relation);
+	ListCell   *lc;
+
+	if (es_is_eventstore_composite(stmt->relation))
+		es_refuse_ddl(command);
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+		if (on_log ? !es_is_harmless_subcommand(cmd->subtype) : es_ties_to_log(cmd))
+			es_refuse_ddl(command);
+	}
+}
+
+/* CREATE TABLE and CREATE FOREIGN TABLE: PARTITION OF and INHERITS */
+static void
+es_guard_create_table(CreateStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->inhRelations)
+		if (es_is_log_rangevar(lfirst_node(RangeVar, lc)))
+			es_refuse_ddl(stmt->partbound != NULL ?
+						  "creating a partition" : "inheriting from a table");
+}
+
+/*
  * eventstore.guard_ddl() returns event_trigger
  *
  * ddl_command_start: refuses, with ES003, DDL that would change the log
- * behind the extension's back: ALTER TABLE on eventstore.events, its
- * partitions or eventstore.streams other than storage and statistics
- * settings (so no disabling of triggers, no attaching or detaching of
- * partitions, no column or constraint changes, no renaming, no change of
- * owner); CREATE or DROP of triggers and rules on them; renaming the schema
- * or changing its owner; CREATE OR REPLACE and ALTER of functions in the
- * schema; dropping members from the extension.  The extension's own
- * scripts pass.  It does not stop a superuser who disables the event
- * trigger, nor DROP EXTENSION, which drops the log with it.
+ * behind the extension's back:
+ *
+ * - ALTER TABLE (or ALTER INDEX, VIEW, MATERIALIZED VIEW, FOREIGN TABLE,
+ *   SEQUENCE, TYPE naming them) on eventstore.events, its partitions,
+ *   eventstore.streams or eventstore.position_blocks other than storage
+ *   and statistics settings: no disabling of triggers, no attaching or
+ *   detaching of partitions, no column or constraint changes, no renaming
+ *   of the tables or their columns, no change of owner or schema;
+ *   ALTER SEQUENCE of eventstore.position_blocks;
+ * - tying another table to the log: CREATE TABLE ... PARTITION OF or
+ *   INHERITS a log table (a partition the extension did not make, say a
+ *   DEFAULT one, would be missed by everything that counts partitions),
+ *   ALTER TABLE ... INHERIT, ATTACH PARTITION of a log table;
+ * - ALTER TYPE of a type of schema eventstore (event_in, recorded_event):
+ *   attributes, name, owner, schema;
+ * - CREATE or DROP of triggers and rules on the log's tables;
+ * - renaming the schema or changing its owner;
+ * - CREATE OR REPLACE and ALTER of functions in the schema;
+ * - dropping members from the extension.
+ *
+ * The extension's own scripts pass.  It does not stop a superuser who
+ * disables the event trigger, nor DROP EXTENSION, which drops the log with
+ * it.
  */
 Datum
 eventstore_guard_ddl(PG_FUNCTION_ARGS)
@@ -279,27 +392,36 @@ eventstore_guard_ddl(PG_FUNCTION_ARGS)
 	switch (nodeTag(tree))
 	{
 		case T_AlterTableStmt:
-			{
-				AlterTableStmt *stmt = (AlterTableStmt *) tree;
-				ListCell   *lc;
-
-				if (!es_is_log_rangevar(stmt->relation))
-					break;
-				foreach(lc, stmt->cmds)
-				{
-					AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
-
-					if (!es_is_harmless_subcommand(cmd->subtype))
-						es_refuse_ddl("ALTER TABLE");
-				}
-				break;
-			}
+			es_guard_alter_table((AlterTableStmt *) tree,
+								 GetCommandTagName(trigdata->tag));
+			break;
+		case T_CreateStmt:
+		case T_CreateForeignTableStmt:
+			/* a CreateForeignTableStmt begins with its CreateStmt */
+			es_guard_create_table((CreateStmt *) tree);
+			break;
+		case T_AlterSeqStmt:
+			if (es_is_log_rangevar(((AlterSeqStmt *) tree)->sequence))
+				es_refuse_ddl("ALTER SEQUENCE");
+			break;
+		case T_AlterEnumStmt:
+			if (es_is_eventstore_type((Node *) ((AlterEnumStmt *) tree)->typeName))
+				es_refuse_ddl("ALTER TYPE");
+			break;
+		case T_AlterTypeStmt:
+			if (es_is_eventstore_type((Node *) ((AlterTypeStmt *) tree)->typeName))
+				es_refuse_ddl("ALTER TYPE");
+			break;
 		case T_RenameStmt:
 			{
 				RenameStmt *stmt = (RenameStmt *) tree;
 
 				if (es_is_log_rangevar(stmt->relation))
 					es_refuse_ddl("renaming");
+				if (es_is_eventstore_composite(stmt->relation) ||
+					(es_is_type_type(stmt->renameType) &&
+					 es_is_eventstore_type(stmt->object)))
+					es_refuse_ddl("renaming a type or attribute of schema eventstore");
 				if (es_is_routine_type(stmt->renameType) &&
 					es_is_eventstore_function(stmt->object))
 					es_refuse_ddl("renaming a function of schema eventstore");
@@ -314,7 +436,9 @@ eventstore_guard_ddl(PG_FUNCTION_ARGS)
 
 				if (es_is_log_rangevar(stmt->relation) ||
 					(es_is_routine_type(stmt->objectType) &&
-					 es_is_eventstore_function(stmt->object)))
+					 es_is_eventstore_function(stmt->object)) ||
+					(es_is_type_type(stmt->objectType) &&
+					 es_is_eventstore_type(stmt->object)))
 					es_refuse_ddl("SET SCHEMA");
 				break;
 			}
@@ -328,6 +452,9 @@ eventstore_guard_ddl(PG_FUNCTION_ARGS)
 				if (es_is_routine_type(stmt->objectType) &&
 					es_is_eventstore_function(stmt->object))
 					es_refuse_ddl("changing the owner of a function of schema eventstore");
+				if (es_is_type_type(stmt->objectType) &&
+					es_is_eventstore_type(stmt->object))
+					es_refuse_ddl("changing the owner of a type of schema eventstore");
 				break;
 			}
 		case T_CreateTrigStmt:

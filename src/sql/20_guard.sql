@@ -103,8 +103,11 @@ $partitions$;
 
 /*
  * The guards themselves are guarded: DDL that would switch the triggers
- * above off, change the log's columns, constraints or partitions, or replace
- * the extension's functions is refused (see guard_ddl in src/guard.c).
+ * above off, change the log's columns, constraints or partitions, add a
+ * partition or child table to it, alter the extension's types, or replace
+ * its functions is refused (see guard_ddl in src/guard.c).  ALTER INDEX,
+ * VIEW, MATERIALIZED VIEW and FOREIGN TABLE are listed because they too can
+ * rename a table or its columns.
  */
 CREATE FUNCTION eventstore.guard_ddl()
 RETURNS event_trigger
@@ -116,6 +119,9 @@ COMMENT ON FUNCTION eventstore.guard_ddl() IS
 CREATE EVENT TRIGGER eventstore_guard_ddl ON ddl_command_start
 	WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA', 'ALTER TRIGGER', 'CREATE TRIGGER',
 				 'DROP TRIGGER', 'CREATE RULE', 'DROP RULE', 'CREATE FUNCTION',
-				 'ALTER FUNCTION', 'ALTER EXTENSION')
+				 'ALTER FUNCTION', 'ALTER EXTENSION', 'ALTER TYPE',
+				 'CREATE TABLE', 'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE',
+				 'ALTER INDEX', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW',
+				 'ALTER SEQUENCE')
 	EXECUTE FUNCTION eventstore.guard_ddl();
 ALTER EVENT TRIGGER eventstore_guard_ddl ENABLE ALWAYS;

@@ -235,7 +235,10 @@ SELECT results_eq(
 	$$VALUES ('ddl_command_start', 'A', 'eventstore.guard_ddl',
 			  ARRAY['ALTER TABLE', 'ALTER SCHEMA', 'ALTER TRIGGER', 'CREATE TRIGGER',
 					'DROP TRIGGER', 'CREATE RULE', 'DROP RULE', 'CREATE FUNCTION',
-					'ALTER FUNCTION', 'ALTER EXTENSION'])$$,
+					'ALTER FUNCTION', 'ALTER EXTENSION', 'ALTER TYPE',
+					'CREATE TABLE', 'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE',
+					'ALTER INDEX', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW',
+					'ALTER SEQUENCE'])$$,
 	'event trigger eventstore_guard_ddl guards the DDL that could change the log, always');
 
 -- Types -----------------------------------------------------------------------
