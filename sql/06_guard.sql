@@ -1,6 +1,8 @@
 --
--- The schema the extension lives in: CREATE EXTENSION refuses a schema it
--- did not make as it makes it.
+-- The schema and the types the extension relies on: CREATE EXTENSION
+-- refuses a schema it did not make as it makes it, and append() and the
+-- read functions check their types at use, for a superuser who switched the
+-- event trigger off and altered them.
 --
 \set VERBOSITY default
 \set SHOW_CONTEXT never
@@ -45,3 +47,67 @@ DROP SCHEMA eventstore CASCADE;
 \c contrib_regression :superuser
 DROP DATABASE es_regress_owned;
 DROP ROLE es_regress_dbowner;
+
+-- A superuser switches the event trigger off and alters the types: each
+-- case gets a clean error (55000), never a crash or an internal error.
+SELECT count(*) FROM eventstore.append('guard-1', ARRAY[eventstore.event('A', '{"n": 1}')]);
+
+BEGIN;
+ALTER EVENT TRIGGER eventstore_guard_ddl DISABLE;
+-- event_in: an attribute of another type
+SAVEPOINT altered;
+ALTER TYPE eventstore.event_in ALTER ATTRIBUTE data TYPE text;
+SELECT count(*) FROM eventstore.append('guard-1',
+	ARRAY[ROW('A', '{"n": 2}', NULL, gen_random_uuid(), 1)::eventstore.event_in]);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK TO altered;
+SAVEPOINT altered;
+ALTER TYPE eventstore.event_in ALTER ATTRIBUTE data TYPE text;
+SELECT eventstore.event('A', '{"n": 2}');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK TO altered;
+-- event_in: an attribute added and dropped
+SAVEPOINT altered;
+ALTER TYPE eventstore.event_in ADD ATTRIBUTE tenant text;
+ALTER TYPE eventstore.event_in DROP ATTRIBUTE tenant;
+SELECT count(*) FROM eventstore.append('guard-1',
+	ARRAY[ROW('A', '{"n": 2}', NULL, gen_random_uuid(), 1)::eventstore.event_in]);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK TO altered;
+SAVEPOINT altered;
+ALTER TYPE eventstore.event_in ADD ATTRIBUTE tenant text;
+SELECT eventstore.event('A', '{"n": 2}');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK TO altered;
+-- recorded_event: an attribute of another type, one added, one dropped
+SAVEPOINT altered;
+ALTER TYPE eventstore.recorded_event ALTER ATTRIBUTE data TYPE text;
+SELECT stream_id, data FROM eventstore.read_all(0, 10);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK TO altered;
+SAVEPOINT altered;
+ALTER TYPE eventstore.recorded_event ADD ATTRIBUTE tenant text;
+SELECT stream_id, data FROM eventstore.read_stream('guard-1');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK TO altered;
+SAVEPOINT altered;
+ALTER TYPE eventstore.recorded_event DROP ATTRIBUTE recorded_at;
+SELECT stream_id, data FROM eventstore.read_stream('guard-1');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK TO altered;
+-- the log's columns: the rows read or written would not be of their types
+SAVEPOINT altered;
+ALTER TABLE eventstore.events ALTER COLUMN data TYPE text;
+SELECT stream_id, data FROM eventstore.read_all(0, 10);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK TO altered;
+SAVEPOINT altered;
+ALTER TABLE eventstore.events ALTER COLUMN data TYPE text;
+SELECT count(*) FROM eventstore.append('guard-1', ARRAY[eventstore.event('A', '{"n": 2}')]);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK TO altered;
+ROLLBACK;
+
+-- nothing was stored, and with the types as they were everything works
+SELECT stream_order, data FROM eventstore.read_stream('guard-1');
+SELECT stream_order FROM eventstore.append('guard-1', ARRAY[eventstore.event('A', '{"n": 2}')]);

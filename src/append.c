@@ -68,7 +68,7 @@
 
 #include "eventstore.h"
 
-/* Attributes of eventstore.event_in. */
+/* Attributes of eventstore.event_in, and their types. */
 enum
 {
 	EVENT_IN_TYPE,
@@ -77,6 +77,10 @@ enum
 	EVENT_IN_ID,
 	EVENT_IN_SCHEMA_VERSION,
 	EVENT_IN_NATTS
+};
+
+static const Oid es_event_in_types[EVENT_IN_NATTS] = {
+	TEXTOID, JSONBOID, JSONBOID, UUIDOID, INT4OID
 };
 
 /* Columns of eventstore.events, matched by name against each partition. */
@@ -101,6 +105,12 @@ static const char *const es_column_names[NUM_COLUMNS] = {
 	"insert_order", "stream_order", "recorded_at", "writer_xid", "bucket",
 	"schema_version", "event_id", "stream_id", "event_type",
 	"partition_key", "data", "metadata"
+};
+
+static const Oid es_column_types[NUM_COLUMNS] = {
+	INT8OID, INT8OID, TIMESTAMPTZOID, XID8OID, INT4OID,
+	INT4OID, UUIDOID, TEXTOID, TEXTOID,
+	TEXTOID, JSONBOID, JSONBOID
 };
 
 /* One event of the batch, with its outcome. */
@@ -188,6 +198,18 @@ es_check_not_null(bool isnull, int i, const char *field)
 }
 
 /*
+ * eventstore.event_in must be as the extension made it: the events are
+ * deformed with its descriptor and their fields used as text, jsonb, uuid
+ * and integer.
+ */
+static inline void
+es_check_event_in(TupleDesc desc, const char *user)
+{
+	EsCheckRowType(desc, es_event_in_types, EVENT_IN_NATTS,
+				   "type eventstore.event_in", user);
+}
+
+/*
  * Unpack the events array into EsEvent entries, checking each one.
  */
 static EsEvent *
@@ -246,9 +268,7 @@ es_unpack_events(ArrayType *array, int *nevents)
 		{
 			desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(td),
 										  HeapTupleHeaderGetTypMod(td));
-			if (desc->natts != EVENT_IN_NATTS)
-				elog(ERROR, "eventstore.event_in has %d attributes, expected %d",
-					 desc->natts, EVENT_IN_NATTS);
+			es_check_event_in(desc, "eventstore.append()");
 		}
 		tuple.t_len = HeapTupleHeaderGetDatumLength(td);
 		ItemPointerSetInvalid(&tuple.t_self);
@@ -546,9 +566,21 @@ es_open_leaf(EsLeaf *leaf, int bucket)
 			}
 	}
 	for (int c = 0; c < NUM_COLUMNS; c++)
+	{
 		if (leaf->attnum[c] == InvalidAttrNumber)
 			elog(ERROR, "partition \"%s\" has no column \"%s\"",
 				 RelationGetRelationName(leaf->rel), es_column_names[c]);
+		/* the datums below are of these types */
+		if (TupleDescAttr(desc, leaf->attnum[c] - 1)->atttypid != es_column_types[c])
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table eventstore.%s was altered",
+							RelationGetRelationName(leaf->rel)),
+					 errdetail("eventstore.append() writes column \"%s\" as %s, but it is of type %s.",
+							   es_column_names[c], format_type_be(es_column_types[c]),
+							   format_type_be(TupleDescAttr(desc, leaf->attnum[c] - 1)->atttypid)),
+					 errhint(ES_ALTERED_HINT)));
+	}
 
 	leaf->estate = CreateExecutorState();
 	leaf->rri = makeNode(ResultRelInfo);
@@ -754,7 +786,9 @@ es_correct_version(EsStream *stream, int64 version, TimestampTz now)
  * events or an event too large; ES001 wrong expected version; ES002 other
  * partition key; 40001 in REPEATABLE READ or SERIALIZABLE when another
  * transaction appended to the stream concurrently; 0A000 at PREPARE
- * TRANSACTION.  Event ids are unique per stream, not across streams.
+ * TRANSACTION; 55000 when eventstore.event_in or a partition's columns were
+ * altered (by a superuser who disabled the event trigger).  Event ids are
+ * unique per stream, not across streams.
  */
 Datum
 eventstore_append(PG_FUNCTION_ARGS)
@@ -850,6 +884,7 @@ eventstore_append(PG_FUNCTION_ARGS)
  * Builds an event to append.  Any argument may be null: append() checks the
  * fields, so that an event_in built with ROW(...) gets the same errors.
  * Written in C so that calling it costs no inlining or parsing per call.
+ * Errors: 55000 when eventstore.event_in was altered.
  */
 Datum
 eventstore_event(PG_FUNCTION_ARGS)
@@ -864,6 +899,7 @@ eventstore_event(PG_FUNCTION_ARGS)
 
 		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 			elog(ERROR, "eventstore.event must return a composite type");
+		es_check_event_in(desc, "eventstore.event()");
 		desc = BlessTupleDesc(CreateTupleDescCopy(desc));
 		fcinfo->flinfo->fn_extra = desc;
 		MemoryContextSwitchTo(old);

@@ -17,6 +17,7 @@
 #include "postgres.h"
 
 #include "access/transam.h"
+#include "access/tupdesc.h"
 #include "executor/spi.h"
 #include "utils/snapshot.h"
 
@@ -77,6 +78,14 @@ extern int64 EsStoredMax(void);
 
 /* guard.c */
 extern bool es_append_active;
+extern void EsCheckRowType(TupleDesc desc, const Oid *types, int ntypes,
+						   const char *what, const char *user);
+
+/* The hint of every error about a type or table of the extension altered. */
+#define ES_ALTERED_HINT \
+	"The extension's types and tables must not be altered.  To repair the " \
+	"store, dump its data (pg_dump --data-only), drop and create the " \
+	"extension, and restore the data."
 
 /* append.c, read.c: nothing beyond their SQL-callable functions */
 

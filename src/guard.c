@@ -15,7 +15,8 @@
  * eventstore_guard_ddl is an event trigger that keeps the log's tables,
  * sequence, triggers, partitions, types and functions as the extension made
  * them: see its comment for the commands it refuses.  The extension's own
- * scripts pass.
+ * scripts pass.  append.c and read.c check the types they rely on at use as
+ * well, for a superuser who disables the event trigger.
  *
  * src/guard.c
  *
@@ -36,6 +37,7 @@
 #include "parser/parse_func.h"
 #include "parser/parse_type.h"
 #include "tcop/pquery.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
@@ -371,8 +373,9 @@ es_guard_create_table(CreateStmt *stmt)
  * - dropping members from the extension.
  *
  * The extension's own scripts pass.  It does not stop a superuser who
- * disables the event trigger, nor DROP EXTENSION, which drops the log with
- * it.
+ * disables the event trigger (append() and the read functions check their
+ * types at use, so that gives a clean error, not a crash), nor DROP
+ * EXTENSION, which drops the log with it.
  */
 Datum
 eventstore_guard_ddl(PG_FUNCTION_ARGS)
@@ -496,6 +499,50 @@ eventstore_guard_ddl(PG_FUNCTION_ARGS)
 			break;
 	}
 	PG_RETURN_VOID();
+}
+
+/*
+ * EsCheckRowType
+ *		Raise 55000 unless desc has exactly ntypes attributes of the given
+ *		types, in order, none dropped: the shape that user (a function of
+ *		the extension) relies on for what (a type or table).  The event
+ *		trigger refuses DDL that would change them; this check at use turns
+ *		the changes of a superuser who disabled it into an error instead of
+ *		rows of the wrong type, which could crash the server when read.
+ */
+void
+EsCheckRowType(TupleDesc desc, const Oid *types, int ntypes,
+			   const char *what, const char *user)
+{
+	StringInfoData expected;
+	char	   *problem = NULL;
+
+	if (desc->natts != ntypes)
+		problem = psprintf("it has %d attributes, dropped ones included",
+						   desc->natts);
+	for (int i = 0; problem == NULL && i < ntypes; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			problem = psprintf("attribute %d is dropped", i + 1);
+		else if (att->atttypid != types[i])
+			problem = psprintf("attribute %d is of type %s", i + 1,
+							   format_type_be(att->atttypid));
+	}
+	if (problem == NULL)
+		return;
+
+	initStringInfo(&expected);
+	for (int i = 0; i < ntypes; i++)
+		appendStringInfo(&expected, "%s%s", i > 0 ? ", " : "",
+						 format_type_be(types[i]));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("%s was altered", what),
+			 errdetail("%s needs the attributes (%s), none dropped, but %s.",
+					   user, expected.data, problem),
+			 errhint(ES_ALTERED_HINT)));
 }
 
 /*
