@@ -99,6 +99,18 @@ SELECT eventstore.open_feed(0, 'twice');
 SELECT eventstore.open_feed(0, 'twice');
 \echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
+-- a cursor name is an identifier: not empty, at most 63 bytes (not cut
+-- inside a character)
+SELECT eventstore.open_feed(0, '');
+\echo :LAST_ERROR_SQLSTATE
+SELECT eventstore.open_feed(0, repeat('c', 64));
+\echo :LAST_ERROR_SQLSTATE
+SELECT eventstore.open_feed(0, repeat('é', 32));
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SELECT length(eventstore.open_feed(0, repeat('c', 63))::text);
+SELECT length(eventstore.open_feed(0, repeat('é', 31) || 'c')::text);
+ROLLBACK;
 SELECT * FROM eventstore.read_stream(NULL);
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM eventstore.read_stream('order-1', 0);

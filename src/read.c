@@ -186,6 +186,28 @@ es_check_max_count(int32 max_count)
 }
 
 /*
+ * A cursor name is an identifier: not empty, and at most NAMEDATALEN - 1
+ * bytes (longer names would be cut, possibly inside a character).
+ */
+static inline void
+es_check_cursor_name(const char *name)
+{
+	size_t		len = strlen(name);
+
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cursor_name must not be empty"),
+				 errhint("Pass NULL to have the server choose a name.")));
+	if (len > NAMEDATALEN - 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cursor_name is too long"),
+				 errdetail("It is %zu bytes long; at most %d bytes are allowed.",
+						   len, NAMEDATALEN - 1)));
+}
+
+/*
  * eventstore.read_all(after_position bigint DEFAULT 0,
  *					   max_count integer DEFAULT 1000)
  * returns setof eventstore.recorded_event
@@ -257,7 +279,8 @@ eventstore_read_all(PG_FUNCTION_ARGS)
  * being collected per call: the way to replay a large log.  The cursor is
  * the caller's to FETCH from and lives until CLOSE or the end of the
  * transaction.  Errors: 22004 null after_position; 22023 negative
- * after_position; 42P03 a cursor of that name exists; and those of
+ * after_position, an empty cursor_name or one longer than NAMEDATALEN - 1
+ * bytes; 42P03 a cursor of that name exists; and those of
  * eventstore.head().
  */
 Datum
@@ -281,7 +304,10 @@ eventstore_open_feed(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("after_position must not be negative")));
 	if (!PG_ARGISNULL(1))
+	{
 		name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+		es_check_cursor_name(name);
+	}
 
 	/* the head first; the cursor takes its snapshot when it opens */
 	values[0] = Int64GetDatum(after);
