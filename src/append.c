@@ -418,8 +418,8 @@ es_lock_or_create_stream(EsStream *stream, bool has_expected, int64 expected,
 
 	EsKeptPlan(&lock_plan,
 			   "UPDATE eventstore.streams "
-			   "SET version = version + $2, updated_at = $3 "
-			   "WHERE stream_id = $1 "
+			   "SET version = version OPERATOR(pg_catalog.+) $2, updated_at = $3 "
+			   "WHERE stream_id OPERATOR(pg_catalog.=) $1 "
 			   "RETURNING partition_key, bucket, version",
 			   3, lock_types);
 	EsKeptPlan(&create_plan,
@@ -754,7 +754,7 @@ es_correct_version(EsStream *stream, int64 version, TimestampTz now)
 
 	EsKeptPlan(&update_plan,
 			   "UPDATE eventstore.streams SET version = $2, updated_at = $3 "
-			   "WHERE stream_id = $1",
+			   "WHERE stream_id OPERATOR(pg_catalog.=) $1",
 			   3, types);
 	args[0] = PointerGetDatum(stream->stream_id);
 	args[1] = Int64GetDatum(version);
