@@ -99,6 +99,18 @@ SELECT eventstore.open_feed(0, 'twice');
 SELECT eventstore.open_feed(0, 'twice');
 \echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
+-- a cursor name is an identifier: not empty, at most 63 bytes (not cut
+-- inside a character)
+SELECT eventstore.open_feed(0, '');
+\echo :LAST_ERROR_SQLSTATE
+SELECT eventstore.open_feed(0, repeat('c', 64));
+\echo :LAST_ERROR_SQLSTATE
+SELECT eventstore.open_feed(0, repeat('é', 32));
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SELECT length(eventstore.open_feed(0, repeat('c', 63))::text);
+SELECT length(eventstore.open_feed(0, repeat('é', 31) || 'c')::text);
+ROLLBACK;
 SELECT * FROM eventstore.read_stream(NULL);
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM eventstore.read_stream('order-1', 0);
@@ -127,11 +139,32 @@ DELETE FROM eventstore.streams;
 \echo :LAST_ERROR_SQLSTATE
 TRUNCATE eventstore.streams;
 \echo :LAST_ERROR_SQLSTATE
+-- streams rows are created by append(): INSERT is refused, in every form
+INSERT INTO eventstore.streams
+	VALUES ('forged-1', 'forged-1', eventstore.bucket_of('forged-1'), 1, now(), now());
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO eventstore.streams SELECT 'forged-' || stream_id, partition_key, bucket,
+		version, created_at, updated_at FROM eventstore.streams
+	ON CONFLICT DO NOTHING;
+\echo :LAST_ERROR_SQLSTATE
+MERGE INTO eventstore.streams s
+	USING (VALUES ('forged-1')) v(id) ON s.stream_id = v.id
+	WHEN NOT MATCHED THEN INSERT VALUES (v.id, v.id, eventstore.bucket_of(v.id), 1, now(), now());
+\echo :LAST_ERROR_SQLSTATE
+DO $$ BEGIN
+	INSERT INTO eventstore.streams
+		VALUES ('forged-1', 'forged-1', eventstore.bucket_of('forged-1'), 1, now(), now());
+END $$;
+\echo :LAST_ERROR_SQLSTATE
 -- session_replication_role does not switch the guards off
 SET session_replication_role = replica;
 DELETE FROM eventstore.events;
 \echo :LAST_ERROR_SQLSTATE
+INSERT INTO eventstore.streams
+	VALUES ('forged-1', 'forged-1', eventstore.bucket_of('forged-1'), 1, now(), now());
+\echo :LAST_ERROR_SQLSTATE
 RESET session_replication_role;
+SELECT count(*) FROM eventstore.streams WHERE stream_id LIKE 'forged-%';
 SELECT count(*) - :events_before AS events_added FROM eventstore.events;
 
 -- nor can the guards be switched off, the log's structure changed, or its
@@ -182,6 +215,65 @@ ALTER TABLE eventstore.streams OWNER TO eventstore_admin;
 \echo :LAST_ERROR_SQLSTATE
 ALTER EXTENSION eventstore DROP TABLE eventstore.events_0000_0127;
 \echo :LAST_ERROR_SQLSTATE
+-- ... nor the sequence, nor a column renamed by another kind of ALTER
+ALTER SEQUENCE eventstore.position_blocks INCREMENT BY 1;
+\echo :LAST_ERROR_SQLSTATE
+ALTER SEQUENCE eventstore.position_blocks RENAME TO old_blocks;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE eventstore.position_blocks OWNER TO eventstore_admin;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TYPE eventstore.streams RENAME ATTRIBUTE version TO v;
+\echo :LAST_ERROR_SQLSTATE
+ALTER VIEW eventstore.streams RENAME COLUMN version TO v;
+\echo :LAST_ERROR_SQLSTATE
+ALTER MATERIALIZED VIEW eventstore.events RENAME COLUMN data TO d;
+\echo :LAST_ERROR_SQLSTATE
+ALTER FOREIGN TABLE eventstore.events_0000_0127 RENAME COLUMN data TO d;
+\echo :LAST_ERROR_SQLSTATE
+ALTER INDEX eventstore.events RENAME TO old_events;
+\echo :LAST_ERROR_SQLSTATE
+-- nor the extension's types (a table's row type PostgreSQL itself refuses)
+ALTER TYPE eventstore.event_in ALTER ATTRIBUTE data TYPE text;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TYPE eventstore.event_in ADD ATTRIBUTE tenant text;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TYPE eventstore.recorded_event DROP ATTRIBUTE partition_key;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TYPE eventstore.recorded_event RENAME ATTRIBUTE data TO payload;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TYPE eventstore.recorded_event RENAME TO old_event;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TYPE eventstore.event_in OWNER TO eventstore_admin;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TYPE eventstore.event_in SET SCHEMA public;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TYPE eventstore.events ADD ATTRIBUTE tenant text;
+\echo :LAST_ERROR_SQLSTATE
+DROP TYPE eventstore.event_in CASCADE;
+\echo :LAST_ERROR_SQLSTATE
+-- nor another table tied to the log: a partition, a child, an attachment
+CREATE TABLE public.events_other PARTITION OF eventstore.events DEFAULT;
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE public.streams_child () INHERITS (eventstore.streams);
+\echo :LAST_ERROR_SQLSTATE
+CREATE FOREIGN DATA WRAPPER es_regress_fdw;
+CREATE SERVER es_regress_server FOREIGN DATA WRAPPER es_regress_fdw;
+CREATE FOREIGN TABLE public.events_remote PARTITION OF eventstore.events DEFAULT
+	SERVER es_regress_server;
+\echo :LAST_ERROR_SQLSTATE
+DROP SERVER es_regress_server;
+DROP FOREIGN DATA WRAPPER es_regress_fdw;
+CREATE TABLE public.streams_like (LIKE eventstore.streams);
+ALTER TABLE public.streams_like INHERIT eventstore.streams;
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE public.streams_parent (LIKE eventstore.streams) PARTITION BY LIST (stream_id);
+ALTER TABLE public.streams_parent ATTACH PARTITION eventstore.streams DEFAULT;
+\echo :LAST_ERROR_SQLSTATE
+CREATE TABLE public.events_extra (LIKE eventstore.events);
+ALTER TABLE eventstore.events ATTACH PARTITION public.events_extra DEFAULT;
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE public.streams_like, public.streams_parent, public.events_extra;
+SELECT count(*) AS partitions FROM pg_inherits WHERE inhparent = 'eventstore.events'::regclass;
 -- other maintenance passes
 ALTER TABLE eventstore.events_0000_0127 SET (autovacuum_vacuum_scale_factor = 0.05);
 ALTER TABLE eventstore.events_0000_0127 RESET (autovacuum_vacuum_scale_factor);

@@ -23,6 +23,22 @@ SELECT count(*) FROM eventstore.read_all(:head_before) WHERE stream_id = 'restor
 SELECT insert_order > :head_before + 1005 AS above_restored
   FROM eventstore.append('after-restore', ARRAY[eventstore.event('A', '{}')]);
 
+-- Their stream row comes as a restore loads it, with a COPY sent by the
+-- client; an INSERT, or a COPY run by a function, is refused.  The copied
+-- row is taken as it is: the stream then continues after version 5.
+INSERT INTO eventstore.streams VALUES ('restored-1', 'restored-1',
+	eventstore.bucket_of('restored-1'), 5, now(), now());
+\echo :LAST_ERROR_SQLSTATE
+DO $$ BEGIN EXECUTE 'COPY eventstore.streams FROM PROGRAM ''true'''; END $$;
+\echo :LAST_ERROR_SQLSTATE
+SELECT eventstore.bucket_of('restored-1') AS bucket;
+COPY eventstore.streams FROM stdin;
+restored-1	restored-1	245	5	2026-01-01 00:00:00+00	2026-01-01 00:00:00+00
+\.
+SELECT stream_order, duplicate
+  FROM eventstore.append('restored-1', ARRAY[eventstore.event('A', '{}')], 5);
+SELECT eventstore.stream_version('restored-1');
+
 -- The bucket is defined on UTF-8: the same in a LATIN1 database.
 CREATE DATABASE es_regress_latin1 ENCODING 'LATIN1' TEMPLATE template0
 	LC_COLLATE 'C' LC_CTYPE 'C';

@@ -74,7 +74,7 @@
 #include "shmem.h"
 #include "spi.h"
 
-/* Attributes of eventstore.event_in. */
+/* Attributes of eventstore.event_in, and their types. */
 enum
 {
 	EVENT_IN_TYPE,
@@ -83,6 +83,10 @@ enum
 	EVENT_IN_ID,
 	EVENT_IN_SCHEMA_VERSION,
 	EVENT_IN_NATTS
+};
+
+static const Oid es_event_in_types[EVENT_IN_NATTS] = {
+	TEXTOID, JSONBOID, JSONBOID, UUIDOID, INT4OID
 };
 
 /* Columns of eventstore.events, matched by name against each partition. */
@@ -107,6 +111,12 @@ static const char *const es_column_names[NUM_COLUMNS] = {
 	"insert_order", "stream_order", "recorded_at", "writer_xid", "bucket",
 	"schema_version", "event_id", "stream_id", "event_type",
 	"partition_key", "data", "metadata"
+};
+
+static const Oid es_column_types[NUM_COLUMNS] = {
+	INT8OID, INT8OID, TIMESTAMPTZOID, XID8OID, INT4OID,
+	INT4OID, UUIDOID, TEXTOID, TEXTOID,
+	TEXTOID, JSONBOID, JSONBOID
 };
 
 /* One event of the batch, with its outcome. */
@@ -194,6 +204,18 @@ es_check_not_null(bool isnull, int i, const char *field)
 }
 
 /*
+ * eventstore.event_in must be as the extension made it: the events are
+ * deformed with its descriptor and their fields used as text, jsonb, uuid
+ * and integer.
+ */
+static inline void
+es_check_event_in(TupleDesc desc, const char *user)
+{
+	EsCheckRowType(desc, es_event_in_types, EVENT_IN_NATTS,
+				   "type eventstore.event_in", user);
+}
+
+/*
  * Unpack the events array into EsEvent entries, checking each one.
  */
 static EsEvent *
@@ -252,9 +274,7 @@ es_unpack_events(ArrayType *array, int *nevents)
 		{
 			desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(td),
 										  HeapTupleHeaderGetTypMod(td));
-			if (desc->natts != EVENT_IN_NATTS)
-				elog(ERROR, "eventstore.event_in has %d attributes, expected %d",
-					 desc->natts, EVENT_IN_NATTS);
+			es_check_event_in(desc, "eventstore.append()");
 		}
 		tuple.t_len = HeapTupleHeaderGetDatumLength(td);
 		ItemPointerSetInvalid(&tuple.t_self);
@@ -365,8 +385,8 @@ es_check_version(EsStream *stream, bool has_expected, int64 expected)
 }
 
 /*
- * Run a statement that changes eventstore.streams, which its guard trigger
- * lets only append() do.
+ * Run a statement that inserts or updates rows of eventstore.streams, which
+ * its guard trigger lets only append() do.
  */
 static int
 es_execute_on_streams(SPIPlanPtr plan, Datum *args)
@@ -404,8 +424,8 @@ es_lock_or_create_stream(EsStream *stream, bool has_expected, int64 expected,
 
 	EsKeptPlan(&lock_plan,
 			   "UPDATE eventstore.streams "
-			   "SET version = version + $2, updated_at = $3 "
-			   "WHERE stream_id = $1 "
+			   "SET version = version OPERATOR(pg_catalog.+) $2, updated_at = $3 "
+			   "WHERE stream_id OPERATOR(pg_catalog.=) $1 "
 			   "RETURNING partition_key, bucket, version",
 			   3, lock_types);
 	EsKeptPlan(&create_plan,
@@ -470,7 +490,7 @@ es_lock_or_create_stream(EsStream *stream, bool has_expected, int64 expected,
 		create_args[2] = Int32GetDatum(stream->bucket);
 		create_args[3] = Int64GetDatum((int64) nevents);
 		create_args[4] = TimestampTzGetDatum(now);
-		rc = SPI_execute_plan(create_plan, create_args, NULL, false, 0);
+		rc = es_execute_on_streams(create_plan, create_args);
 		if (rc != SPI_OK_INSERT)
 			elog(ERROR, "creating the stream failed: %s", SPI_result_code_string(rc));
 		if (SPI_processed == 1)
@@ -552,9 +572,21 @@ es_open_leaf(EsLeaf *leaf, int bucket)
 			}
 	}
 	for (int c = 0; c < NUM_COLUMNS; c++)
+	{
 		if (leaf->attnum[c] == InvalidAttrNumber)
 			elog(ERROR, "partition \"%s\" has no column \"%s\"",
 				 RelationGetRelationName(leaf->rel), es_column_names[c]);
+		/* the datums below are of these types */
+		if (TupleDescAttr(desc, leaf->attnum[c] - 1)->atttypid != es_column_types[c])
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table eventstore.%s was altered",
+							RelationGetRelationName(leaf->rel)),
+					 errdetail("eventstore.append() writes column \"%s\" as %s, but it is of type %s.",
+							   es_column_names[c], format_type_be(es_column_types[c]),
+							   format_type_be(TupleDescAttr(desc, leaf->attnum[c] - 1)->atttypid)),
+					 errhint(ES_ALTERED_HINT)));
+	}
 
 	leaf->estate = CreateExecutorState();
 	leaf->rri = makeNode(ResultRelInfo);
@@ -721,7 +753,7 @@ es_correct_version(EsStream *stream, int64 version, TimestampTz now)
 
 	EsKeptPlan(&update_plan,
 			   "UPDATE eventstore.streams SET version = $2, updated_at = $3 "
-			   "WHERE stream_id = $1",
+			   "WHERE stream_id OPERATOR(pg_catalog.=) $1",
 			   3, types);
 	args[0] = PointerGetDatum(stream->stream_id);
 	args[1] = Int64GetDatum(version);
@@ -753,7 +785,9 @@ es_correct_version(EsStream *stream, int64 version, TimestampTz now)
  * events or an event too large; ES001 wrong expected version; ES002 other
  * partition key; 40001 in REPEATABLE READ or SERIALIZABLE when another
  * transaction appended to the stream concurrently; 0A000 at PREPARE
- * TRANSACTION.  Event ids are unique per stream, not across streams.
+ * TRANSACTION; 55000 when eventstore.event_in or a partition's columns were
+ * altered (by a superuser who disabled the event trigger).  Event ids are
+ * unique per stream, not across streams.
  */
 Datum
 eventstore_append(PG_FUNCTION_ARGS)
@@ -851,6 +885,7 @@ eventstore_append(PG_FUNCTION_ARGS)
  * Builds an event to append.  Any argument may be null: append() checks the
  * fields, so that an event_in built with ROW(...) gets the same errors.
  * Written in C so that calling it costs no inlining or parsing per call.
+ * Errors: 55000 when eventstore.event_in was altered.
  */
 Datum
 eventstore_event(PG_FUNCTION_ARGS)
@@ -865,6 +900,7 @@ eventstore_event(PG_FUNCTION_ARGS)
 
 		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 			elog(ERROR, "eventstore.event must return a composite type");
+		es_check_event_in(desc, "eventstore.event()");
 		desc = BlessTupleDesc(CreateTupleDescCopy(desc));
 		fcinfo->flinfo->fn_extra = desc;
 		MemoryContextSwitchTo(old);

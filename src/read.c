@@ -18,9 +18,13 @@
  * Appends to one stream commit in stream order (they queue on the stream's
  * row), so a stream read never has gaps to guard against.
  *
- * Rows go straight from the executor into the function's tuplestore.  The
- * functions run as their caller with the caller's search_path, so their
- * queries name every operator with its schema.
+ * Rows go straight from the executor into the function's tuplestore, whose
+ * rows the caller reads as eventstore.recorded_event: before the first row
+ * the type and the query's columns are both checked against the types the
+ * rows have, so that a type or table altered behind the event trigger's back
+ * is an error, not a crash.  The functions run as their caller with the
+ * caller's search_path, so their queries name every operator with its
+ * schema.
  *
  * src/read.c
  *
@@ -34,9 +38,11 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "nodes/params.h"
+#include "tcop/dest.h"
 #include "utils/builtins.h"
 
 #include "eventstore.h"
+#include "guard.h"
 #include "head.h"
 #include "shmem.h"
 #include "spi.h"
@@ -44,6 +50,25 @@
 #define ES_READ_COLUMNS \
 	"insert_order, stream_id, stream_order, event_id, event_type, " \
 	"schema_version, data, metadata, recorded_at, partition_key"
+
+/* The types of those columns: the attributes of eventstore.recorded_event. */
+#define ES_READ_NATTS 10
+static const Oid es_read_types[ES_READ_NATTS] = {
+	INT8OID, TEXTOID, INT8OID, UUIDOID, TEXTOID,
+	INT4OID, JSONBOID, JSONBOID, TIMESTAMPTZOID, TEXTOID
+};
+
+/*
+ * A receiver in front of the result's tuplestore that checks the query's
+ * columns before the first row: with eventstore.events altered, the rows
+ * would not be what the result type says they are.
+ */
+typedef struct EsCheckedDest
+{
+	DestReceiver pub;
+	DestReceiver *store;
+	const char *user;
+} EsCheckedDest;
 
 static SPIPlanPtr read_all_plan = NULL;
 static SPIPlanPtr open_feed_plan = NULL;
@@ -55,18 +80,71 @@ PG_FUNCTION_INFO_V1(eventstore_read_all);
 PG_FUNCTION_INFO_V1(eventstore_open_feed);
 PG_FUNCTION_INFO_V1(eventstore_read_stream);
 
+static void
+es_checked_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	EsCheckedDest *dest = (EsCheckedDest *) self;
+
+	EsCheckRowType(typeinfo, es_read_types, ES_READ_NATTS,
+				   "table eventstore.events", dest->user);
+	dest->store->rStartup(dest->store, operation, typeinfo);
+}
+
+static bool
+es_checked_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	EsCheckedDest *dest = (EsCheckedDest *) self;
+
+	return dest->store->receiveSlot(slot, dest->store);
+}
+
+static void
+es_checked_shutdown(DestReceiver *self)
+{
+	EsCheckedDest *dest = (EsCheckedDest *) self;
+
+	dest->store->rShutdown(dest->store);
+}
+
+static void
+es_checked_destroy(DestReceiver *self)
+{
+	EsCheckedDest *dest = (EsCheckedDest *) self;
+
+	dest->store->rDestroy(dest->store);
+	pfree(dest);
+}
+
+/*
+ * Set up the function's result tuplestore, as eventstore.recorded_event,
+ * and check that type: the rows put into the tuplestore are read with its
+ * descriptor.
+ */
+static void
+es_init_result(FunctionCallInfo fcinfo, const char *user)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	EsCheckRowType(rsinfo->setDesc, es_read_types, ES_READ_NATTS,
+				   "type eventstore.recorded_event", user);
+}
+
 /*
  * Run a prepared query and send its rows to the function's result
- * tuplestore.  read_only follows the function's volatility: a volatile
- * caller gets a new snapshot (in READ COMMITTED) taken now.
+ * tuplestore, once its columns are checked.  read_only follows the
+ * function's volatility: a volatile caller gets a new snapshot (in READ
+ * COMMITTED) taken now.
  */
 static void
 es_run_into_result(FunctionCallInfo fcinfo, SPIPlanPtr plan, int nargs,
-				   Oid *types, Datum *values, bool *nulls, bool read_only)
+				   Oid *types, Datum *values, bool *nulls, bool read_only,
+				   const char *user)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	ParamListInfo params = makeParamList(nargs);
-	DestReceiver *dest;
+	EsCheckedDest *dest;
+	DestReceiver *store;
 	SPIExecuteOptions options;
 	int			rc;
 
@@ -78,19 +156,28 @@ es_run_into_result(FunctionCallInfo fcinfo, SPIPlanPtr plan, int nargs,
 		params->params[i].ptype = types[i];
 	}
 
-	dest = CreateDestReceiver(DestTuplestore);
-	SetTuplestoreDestReceiverParams(dest, rsinfo->setResult,
+	store = CreateDestReceiver(DestTuplestore);
+	SetTuplestoreDestReceiverParams(store, rsinfo->setResult,
 									rsinfo->econtext->ecxt_per_query_memory,
 									false, NULL, NULL);
+	dest = palloc0(sizeof(EsCheckedDest));
+	dest->pub.receiveSlot = es_checked_receive;
+	dest->pub.rStartup = es_checked_startup;
+	dest->pub.rShutdown = es_checked_shutdown;
+	dest->pub.rDestroy = es_checked_destroy;
+	dest->pub.mydest = DestTuplestore;
+	dest->store = store;
+	dest->user = user;
+
 	memset(&options, 0, sizeof(options));
 	options.params = params;
 	options.read_only = read_only;
-	options.dest = dest;
+	options.dest = &dest->pub;
 
 	rc = SPI_execute_plan_extended(plan, &options);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "reading events failed: %s", SPI_result_code_string(rc));
-	dest->rDestroy(dest);
+	dest->pub.rDestroy(&dest->pub);
 }
 
 static inline void
@@ -103,6 +190,28 @@ es_check_max_count(int32 max_count)
 }
 
 /*
+ * A cursor name is an identifier: not empty, and at most NAMEDATALEN - 1
+ * bytes (longer names would be cut, possibly inside a character).
+ */
+static inline void
+es_check_cursor_name(const char *name)
+{
+	size_t		len = strlen(name);
+
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cursor_name must not be empty"),
+				 errhint("Pass NULL to have the server choose a name.")));
+	if (len > NAMEDATALEN - 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cursor_name is too long"),
+				 errdetail("It is %zu bytes long; at most %d bytes are allowed.",
+						   len, NAMEDATALEN - 1)));
+}
+
+/*
  * eventstore.read_all(after_position bigint DEFAULT 0,
  *					   max_count integer DEFAULT 1000)
  * returns setof eventstore.recorded_event
@@ -111,7 +220,8 @@ es_check_max_count(int32 max_count)
  * insert_order, at most max_count of them.  A reader that calls it again
  * with the last position it received sees every committed event exactly
  * once.  Errors: 22004 null arguments; 22023 negative after_position or
- * max_count < 1; and those of eventstore.head().
+ * max_count < 1; 55000 when eventstore.recorded_event or the log's columns
+ * were altered; and those of eventstore.head().
  */
 Datum
 eventstore_read_all(PG_FUNCTION_ARGS)
@@ -136,7 +246,7 @@ eventstore_read_all(PG_FUNCTION_ARGS)
 				 errmsg("after_position must not be negative")));
 	es_check_max_count(max_count);
 
-	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	es_init_result(fcinfo, "eventstore.read_all()");
 
 	/* the head first, then the snapshot */
 	head = EsHead();
@@ -154,7 +264,8 @@ eventstore_read_all(PG_FUNCTION_ARGS)
 	values[0] = Int64GetDatum(after);
 	values[1] = Int64GetDatum(head);
 	values[2] = Int64GetDatum((int64) max_count);
-	es_run_into_result(fcinfo, read_all_plan, 3, types, values, nulls, false);
+	es_run_into_result(fcinfo, read_all_plan, 3, types, values, nulls, false,
+					   "eventstore.read_all()");
 	SPI_finish();
 
 	PG_RETURN_VOID();
@@ -172,7 +283,8 @@ eventstore_read_all(PG_FUNCTION_ARGS)
  * being collected per call: the way to replay a large log.  The cursor is
  * the caller's to FETCH from and lives until CLOSE or the end of the
  * transaction.  Errors: 22004 null after_position; 22023 negative
- * after_position; 42P03 a cursor of that name exists; and those of
+ * after_position, an empty cursor_name or one longer than NAMEDATALEN - 1
+ * bytes; 42P03 a cursor of that name exists; and those of
  * eventstore.head().
  */
 Datum
@@ -196,7 +308,10 @@ eventstore_open_feed(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("after_position must not be negative")));
 	if (!PG_ARGISNULL(1))
+	{
 		name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+		es_check_cursor_name(name);
+	}
 
 	/* the head first; the cursor takes its snapshot when it opens */
 	values[0] = Int64GetDatum(after);
@@ -230,7 +345,8 @@ eventstore_open_feed(PG_FUNCTION_ARGS)
  * the first), or backwards from it down (NULL: from the last), at most
  * max_count of them (NULL: all).  An unknown stream has no events.
  * Errors: 22004 null stream_id or backwards; 22023 from_stream_order < 1 or
- * max_count < 1.
+ * max_count < 1; 55000 when eventstore.recorded_event or the log's columns
+ * were altered.
  */
 Datum
 eventstore_read_stream(PG_FUNCTION_ARGS)
@@ -270,7 +386,7 @@ eventstore_read_stream(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(2))
 		es_check_max_count(PG_GETARG_INT32(2));
 
-	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	es_init_result(fcinfo, "eventstore.read_stream()");
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -311,7 +427,7 @@ eventstore_read_stream(PG_FUNCTION_ARGS)
 	nulls[3] = PG_ARGISNULL(2);
 	es_run_into_result(fcinfo,
 					   backwards ? read_backward_plan : read_forward_plan,
-					   4, types, values, nulls, true);
+					   4, types, values, nulls, true, "eventstore.read_stream()");
 	SPI_finish();
 
 	PG_RETURN_VOID();

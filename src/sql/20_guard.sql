@@ -4,7 +4,9 @@
  * The log is never changed in place: UPDATE, DELETE and TRUNCATE of events
  * are refused for every role, owner and superuser included.  The triggers are
  * ENABLE ALWAYS so that session_replication_role = replica does not switch
- * them off.  Rows of eventstore.streams change only inside eventstore.append().
+ * them off.  Rows of eventstore.streams change only inside eventstore.append();
+ * they come in otherwise only by a COPY FROM sent by the client, the way
+ * pg_restore and psql load a dump (see guard_streams in src/guard.c).
  */
 CREATE FUNCTION eventstore.refuse_change()
 RETURNS trigger
@@ -18,7 +20,7 @@ RETURNS trigger
 AS 'MODULE_PATHNAME', 'eventstore_guard_streams'
 LANGUAGE C;
 COMMENT ON FUNCTION eventstore.guard_streams() IS
-'trigger: lets only eventstore.append() change eventstore.streams';
+'trigger: lets only eventstore.append() change eventstore.streams, and a restore''s COPY load it';
 
 CREATE FUNCTION eventstore.adopt_positions()
 RETURNS trigger
@@ -28,7 +30,7 @@ COMMENT ON FUNCTION eventstore.adopt_positions() IS
 'trigger: rows written without append(), as by a restore, are checked and move the position allocator above them';
 
 CREATE TRIGGER streams_guard
-	BEFORE UPDATE OR DELETE OR TRUNCATE ON eventstore.streams
+	BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON eventstore.streams
 	FOR EACH STATEMENT EXECUTE FUNCTION eventstore.guard_streams();
 ALTER TABLE eventstore.streams ENABLE ALWAYS TRIGGER streams_guard;
 
@@ -101,8 +103,11 @@ $partitions$;
 
 /*
  * The guards themselves are guarded: DDL that would switch the triggers
- * above off, change the log's columns, constraints or partitions, or replace
- * the extension's functions is refused (see guard_ddl in src/guard.c).
+ * above off, change the log's columns, constraints or partitions, add a
+ * partition or child table to it, alter the extension's types, or replace
+ * its functions is refused (see guard_ddl in src/guard.c).  ALTER INDEX,
+ * VIEW, MATERIALIZED VIEW and FOREIGN TABLE are listed because they too can
+ * rename a table or its columns.
  */
 CREATE FUNCTION eventstore.guard_ddl()
 RETURNS event_trigger
@@ -114,6 +119,9 @@ COMMENT ON FUNCTION eventstore.guard_ddl() IS
 CREATE EVENT TRIGGER eventstore_guard_ddl ON ddl_command_start
 	WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA', 'ALTER TRIGGER', 'CREATE TRIGGER',
 				 'DROP TRIGGER', 'CREATE RULE', 'DROP RULE', 'CREATE FUNCTION',
-				 'ALTER FUNCTION', 'ALTER EXTENSION')
+				 'ALTER FUNCTION', 'ALTER EXTENSION', 'ALTER TYPE',
+				 'CREATE TABLE', 'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE',
+				 'ALTER INDEX', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW',
+				 'ALTER SEQUENCE')
 	EXECUTE FUNCTION eventstore.guard_ddl();
 ALTER EVENT TRIGGER eventstore_guard_ddl ENABLE ALWAYS;

@@ -190,10 +190,11 @@ SELECT trigger_is('eventstore', 'streams', 'streams_guard',
 	'eventstore', 'guard_streams');
 /*
  * tgtype 58 = BEFORE (2) | DELETE (8) | UPDATE (16) | TRUNCATE (32), statement
- * level; tgtype 4 = AFTER INSERT, statement level (rows written without
- * append(), as by a restore, move the allocator); tgenabled 'A' = ENABLE
- * ALWAYS, so that session_replication_role = replica does not switch them
- * off.
+ * level; 62 = the same and INSERT (4), for streams, whose rows only append()
+ * and a restore's COPY insert; tgtype 4 = AFTER INSERT, statement level
+ * (rows written without append(), as by a restore, move the allocator);
+ * tgenabled 'A' = ENABLE ALWAYS, so that session_replication_role = replica
+ * does not switch them off.
  */
 SELECT results_eq(
 	$$SELECT c.relname::text COLLATE "default", t.tgname::text COLLATE "default", t.tgtype::int, t.tgenabled::text,
@@ -206,7 +207,7 @@ SELECT results_eq(
 	$$SELECT * FROM (VALUES
 			('events', 'events_adopt_positions', 4, 'A', 'eventstore.adopt_positions'),
 			('events', 'events_append_only', 58, 'A', 'eventstore.refuse_change'),
-			('streams', 'streams_guard', 58, 'A', 'eventstore.guard_streams')) v
+			('streams', 'streams_guard', 62, 'A', 'eventstore.guard_streams')) v
 	  UNION ALL
 	  SELECT p, p || '_adopt_positions', 4, 'A', 'eventstore.adopt_positions'
 		FROM (SELECT pg_catalog.format('events_%s_%s',
@@ -220,7 +221,7 @@ SELECT results_eq(
 						 pg_catalog.lpad((g * 128 + 127)::text, 4, '0')) AS p
 				FROM pg_catalog.generate_series(0, 7) g) parts
 	  ORDER BY 1, 2$$,
-	'events, every partition and streams carry an ALWAYS BEFORE UPDATE/DELETE/TRUNCATE statement trigger, events and its partitions an ALWAYS AFTER INSERT statement trigger, and nothing else');
+	'events and every partition carry an ALWAYS BEFORE UPDATE/DELETE/TRUNCATE statement trigger, streams one for INSERT too, events and its partitions an ALWAYS AFTER INSERT statement trigger, and nothing else');
 
 /*
  * The event trigger that keeps the log as the extension made it:
@@ -234,7 +235,10 @@ SELECT results_eq(
 	$$VALUES ('ddl_command_start', 'A', 'eventstore.guard_ddl',
 			  ARRAY['ALTER TABLE', 'ALTER SCHEMA', 'ALTER TRIGGER', 'CREATE TRIGGER',
 					'DROP TRIGGER', 'CREATE RULE', 'DROP RULE', 'CREATE FUNCTION',
-					'ALTER FUNCTION', 'ALTER EXTENSION'])$$,
+					'ALTER FUNCTION', 'ALTER EXTENSION', 'ALTER TYPE',
+					'CREATE TABLE', 'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE',
+					'ALTER INDEX', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW',
+					'ALTER SEQUENCE'])$$,
 	'event trigger eventstore_guard_ddl guards the DDL that could change the log, always');
 
 -- Types -----------------------------------------------------------------------

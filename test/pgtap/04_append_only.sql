@@ -5,10 +5,14 @@
  * DELETE, TRUNCATE, MERGE and INSERT ... ON CONFLICT DO UPDATE on events or
  * any partition raise ES003, also with session_replication_role = replica
  * (the triggers are ENABLE ALWAYS).  Rows of streams change only inside
- * append.  This file runs as the superuser that pg_prove connects as.
+ * append, and are inserted by nobody else (a restore's COPY aside, see
+ * sql/04_direct.sql).  No partition or child table can be tied to the log
+ * and the extension's types cannot be altered.  This file runs as the
+ * superuser that pg_prove connects as; the roles are refused before any
+ * trigger, for want of privileges.
  */
 BEGIN;
-SELECT plan(44);
+SELECT plan(59);
 
 -- TRUNCATE takes ACCESS EXCLUSIVE before its trigger refuses it; files that
 -- append and truncate would deadlock each other under pg_prove -j.
@@ -101,6 +105,68 @@ SELECT throws_ok($$DELETE FROM eventstore.streams WHERE stream_id = 'pgtap04-1'$
 	'ES003', NULL, 'a superuser cannot DELETE from streams');
 SELECT throws_ok('TRUNCATE eventstore.streams', 'ES003', NULL,
 	'a superuser cannot TRUNCATE streams');
+SELECT throws_ok(
+	$$INSERT INTO eventstore.streams
+	  VALUES ('pgtap04-forged', 'pgtap04-forged', eventstore.bucket_of('pgtap04-forged'),
+			  1, pg_catalog.now(), pg_catalog.now())$$,
+	'ES003', NULL, 'a superuser cannot INSERT into streams');
+SELECT throws_ok(
+	$$INSERT INTO eventstore.streams
+	  SELECT 'pgtap04-forged-' OPERATOR(pg_catalog.||) stream_id, partition_key, bucket,
+			 version, created_at, updated_at
+		FROM eventstore.streams WHERE stream_id LIKE 'pgtap04-%'
+	  ON CONFLICT DO NOTHING$$,
+	'ES003', NULL, 'a superuser cannot INSERT ... ON CONFLICT DO NOTHING into streams');
+SELECT throws_ok(
+	$$MERGE INTO eventstore.streams s
+	  USING (SELECT 'pgtap04-forged'::text AS id) v ON s.stream_id = v.id
+	  WHEN NOT MATCHED THEN INSERT VALUES (v.id, v.id, eventstore.bucket_of(v.id), 1,
+										   pg_catalog.now(), pg_catalog.now())$$,
+	'ES003', NULL, 'a superuser cannot MERGE ... INSERT into streams');
+SET LOCAL session_replication_role = replica;
+SELECT throws_ok(
+	$$INSERT INTO eventstore.streams
+	  VALUES ('pgtap04-forged', 'pgtap04-forged', eventstore.bucket_of('pgtap04-forged'),
+			  1, pg_catalog.now(), pg_catalog.now())$$,
+	'ES003', NULL, 'with session_replication_role = replica, INSERT into streams is still refused');
+SET LOCAL session_replication_role = origin;
+SELECT throws_ok(
+	$$COPY eventstore.streams FROM PROGRAM 'true'$$,
+	'ES003', NULL, 'a COPY into streams that a function runs is refused');
+
+-- Per role: no privilege to insert into streams; the DDL is refused by the
+-- event trigger, before PostgreSQL checks ownership ------------------------------
+
+SET LOCAL ROLE eventstore_admin;
+SELECT throws_ok(
+	$$INSERT INTO eventstore.streams
+	  VALUES ('pgtap04-forged', 'pgtap04-forged', 0, 1, pg_catalog.now(), pg_catalog.now())$$,
+	'42501', NULL, 'an admin cannot INSERT into streams');
+SELECT throws_ok('ALTER TYPE eventstore.event_in ADD ATTRIBUTE tenant text', 'ES003', NULL,
+	'an admin cannot alter eventstore.event_in');
+SELECT throws_ok('CREATE TABLE pg_temp.pgtap04_part PARTITION OF eventstore.events DEFAULT',
+	'ES003', NULL, 'an admin cannot add a partition to events');
+RESET ROLE;
+
+-- Nor can the superuser tie a table to the log or alter its types -------------------------
+
+SELECT throws_ok('CREATE TABLE pg_temp.pgtap04_part PARTITION OF eventstore.events DEFAULT',
+	'ES003', NULL, 'a superuser cannot add a DEFAULT partition to events');
+SELECT throws_ok(
+	'CREATE TABLE pg_temp.pgtap04_part PARTITION OF eventstore.events FOR VALUES FROM (2000) TO (3000)',
+	'ES003', NULL, 'a superuser cannot add a partition for buckets outside 0..1023');
+SELECT throws_ok('CREATE TABLE pg_temp.pgtap04_child () INHERITS (eventstore.streams)',
+	'ES003', NULL, 'a superuser cannot create a child table of streams');
+SELECT throws_ok('ALTER TYPE eventstore.event_in ALTER ATTRIBUTE data TYPE text',
+	'ES003', NULL, 'a superuser cannot change an attribute of eventstore.event_in');
+SELECT throws_ok('ALTER TYPE eventstore.recorded_event ADD ATTRIBUTE tenant text',
+	'ES003', NULL, 'a superuser cannot add an attribute to eventstore.recorded_event');
+SELECT throws_ok('ALTER TYPE eventstore.streams RENAME ATTRIBUTE version TO v',
+	'ES003', NULL, 'a superuser cannot rename a column of streams through ALTER TYPE');
+SELECT is(
+	(SELECT pg_catalog.count(*)::int FROM pg_catalog.pg_inherits
+	  WHERE inhparent OPERATOR(pg_catalog.=) 'eventstore.events'::pg_catalog.regclass),
+	8, 'events still has its 8 partitions');
 
 -- Nothing changed --------------------------------------------------------------------
 
