@@ -112,6 +112,10 @@ SELECT eventstore.create_subscription('bad', partition_keys => '{}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT eventstore.create_subscription('bad', partition_keys => ARRAY[NULL]::text[]);
 \echo :LAST_ERROR_SQLSTATE
+SELECT eventstore.create_subscription('bad', event_types => ARRAY[['A'], ['B']]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT eventstore.create_subscription('bad', partition_keys => '{{a,b},{c,d}}');
+\echo :LAST_ERROR_SQLSTATE
 -- the longest name
 SELECT eventstore.create_subscription(repeat('n', 200), 'head') = :base AS at_head;
 SELECT eventstore.drop_subscription(repeat('n', 200));

@@ -133,6 +133,11 @@ BEGIN
 		RAISE EXCEPTION 'start_from must be ''beginning'' or ''head'', not "%"', start_from
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	-- before array_position(), which refuses them with 0A000
+	IF array_ndims(event_types) > 1 OR array_ndims(partition_keys) > 1 THEN
+		RAISE EXCEPTION 'event_types and partition_keys must be one-dimensional arrays'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
 	IF cardinality(event_types) = 0 OR cardinality(partition_keys) = 0
 	   OR array_position(event_types, NULL) IS NOT NULL
 	   OR array_position(partition_keys, NULL) IS NOT NULL THEN
