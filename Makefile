@@ -13,7 +13,8 @@ OBJS = \
 	src/read.o \
 	src/guard.o \
 	src/spi.o \
-	src/ticker.o
+	src/ticker.o \
+	src/gate.o
 
 # The install script is assembled from the pieces in src/sql, in name order.
 SQL_PIECES = $(sort $(wildcard src/sql/*.sql))

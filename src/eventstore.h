@@ -78,6 +78,8 @@ extern int64 EsStoredMax(void);
 /* guard.c */
 extern bool es_append_active;
 
+/* gate.c: nothing beyond its SQL-callable function, the subscription gate */
+
 /* append.c, read.c: nothing beyond their SQL-callable functions */
 
 #endif							/* EVENTSTORE_H */
