@@ -460,8 +460,34 @@ COMMENT ON FUNCTION eventstore.ack_internal(text, bigint, regrole) IS
  * live member's fair share is the number of partitions divided by the
  * number of live members (the first members by name take one more when it
  * does not divide).  A member above its share gives partitions back; one
- * below it takes free ones.  Rebalancing is serialized per group by the
- * subscription row's lock.
+ * below it takes free ones.
+ *
+ * No group function waits for another transaction: one hung member, or a
+ * member's transaction left open after a heartbeat, stalls nobody.  There
+ * is no group-wide lock; each row is changed under its own row lock, taken
+ * with SKIP LOCKED, and a row another transaction holds is left for a later
+ * call.  The locks, by what they protect:
+ *
+ *   - a poll locks the member's partitions FOR NO KEY UPDATE until its
+ *     transaction ends, so nobody can take them over while it processes:
+ *     exactly once;
+ *   - every change of a partition's holder (freeing a departed member's
+ *     partitions, giving extras back, taking free ones, leaving) locks the
+ *     partition FOR UPDATE;
+ *   - a join returns the member's partitions locked FOR KEY SHARE, which
+ *     conflicts with FOR UPDATE alone: a partition whose holder a
+ *     transaction in flight is changing is not returned, and one returned
+ *     cannot change holder until the join's transaction ends; a poll in
+ *     flight (FOR NO KEY UPDATE) does not keep its own member's heartbeat
+ *     from returning it.  So two members with live leases never both
+ *     believe they hold a partition;
+ *   - a member row is deleted (lease ran out, leave) under FOR UPDATE and
+ *     renewed under FOR NO KEY UPDATE, so a member renewing its lease is
+ *     not dropped meanwhile.
+ *
+ * Rebalancing sees only committed memberships (and its own): a member
+ * whose join has not committed is not counted yet, and shares settle at
+ * later heartbeats.
  */
 CREATE FUNCTION eventstore.group_join(
 	subscription text,
@@ -481,6 +507,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	s eventstore.subscriptions;
+	renewed boolean;
 	nparts integer;
 	nlive integer;
 	rank integer;
@@ -496,85 +523,116 @@ BEGIN
 	IF lease < '1 second' OR lease > '1 day' THEN
 		RAISE EXCEPTION 'lease must be between 1 second and 1 day' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	s := eventstore.subscription_row(subscription, true, true, 'group_join', caller);
+	s := eventstore.subscription_row(subscription, true, false, 'group_join', caller);
 
+	-- members whose lease ran out are dropped, unless they are renewing it
 	DELETE FROM eventstore.subscription_members m
-	 WHERE m.subscription = s.name AND m.lease_until < clock_timestamp()
-	   AND m.member <> group_join_internal.member;
-	INSERT INTO eventstore.subscription_members AS m (subscription, member, joined_at, lease_until)
-	VALUES (s.name, group_join_internal.member, now(), clock_timestamp() + lease)
-	ON CONFLICT ON CONSTRAINT subscription_members_pkey DO UPDATE SET lease_until = excluded.lease_until;
+	 WHERE m.subscription = s.name
+	   AND m.member IN (SELECT x.member FROM eventstore.subscription_members x
+						 WHERE x.subscription = s.name AND x.member <> group_join_internal.member
+						   AND x.lease_until < clock_timestamp()
+						   FOR UPDATE SKIP LOCKED);
 
 	/*
-	 * Partitions of members that are gone are free, except those a
-	 * transaction still works on (its poll locked them): they are skipped,
-	 * not waited for, so that one hung member cannot stall the group, and
-	 * freed by a later heartbeat.
+	 * The member's own row: locked to be renewed, or inserted.  An insert
+	 * waits only for another session inserting the same member.  When a
+	 * transaction in flight holds the row (another session of the member
+	 * renewing it, or a drop or leave of the member), nothing is renewed
+	 * or rebalanced now.
 	 */
-	UPDATE eventstore.subscription_partitions p SET member = NULL, polled_to = NULL
-	 WHERE p.subscription = s.name
-	   AND p.partition IN (
-			SELECT q.partition FROM eventstore.subscription_partitions q
-			 WHERE q.subscription = s.name AND q.member IS NOT NULL
-			   AND NOT EXISTS (SELECT FROM eventstore.subscription_members m
-							   WHERE m.subscription = s.name AND m.member = q.member)
-			   FOR NO KEY UPDATE SKIP LOCKED);
-
-	SELECT count(*) INTO nparts FROM eventstore.subscription_partitions p
-	 WHERE p.subscription = s.name;
-	SELECT count(*), count(*) FILTER (WHERE m.member < group_join_internal.member)
-	  INTO nlive, rank
-	  FROM eventstore.subscription_members m WHERE m.subscription = s.name;
-	share := nparts / nlive + CASE WHEN rank < nparts % nlive THEN 1 ELSE 0 END;
-
-	SELECT count(*) INTO held FROM eventstore.subscription_partitions p
-	 WHERE p.subscription = s.name AND p.member = group_join_internal.member;
-	/*
-	 * Give back extras, but never a partition that a transaction is working
-	 * on: not one this very transaction has polled (a member that
-	 * heartbeats between its poll and its ack keeps it), nor one locked by
-	 * a poll in flight elsewhere.  A later heartbeat gives them back.
-	 */
-	IF held > share THEN
-		UPDATE eventstore.subscription_partitions p SET member = NULL, polled_to = NULL
-		 WHERE p.subscription = s.name
-		   AND p.partition IN (SELECT q.partition FROM eventstore.subscription_partitions q
-								WHERE q.subscription = s.name AND q.member = group_join_internal.member
-								  AND q.polled_xid IS DISTINCT FROM pg_current_xact_id_if_assigned()
-								ORDER BY q.partition DESC LIMIT held - share
-								FOR NO KEY UPDATE SKIP LOCKED);
-	ELSIF held < share THEN
-		UPDATE eventstore.subscription_partitions p SET member = group_join_internal.member, polled_to = NULL
-		 WHERE p.subscription = s.name
-		   AND p.partition IN (SELECT q.partition FROM eventstore.subscription_partitions q
-								WHERE q.subscription = s.name AND q.member IS NULL
-								ORDER BY q.partition LIMIT share - held
-								FOR NO KEY UPDATE SKIP LOCKED);
+	PERFORM FROM eventstore.subscription_members m
+	  WHERE m.subscription = s.name AND m.member = group_join_internal.member
+	  FOR NO KEY UPDATE SKIP LOCKED;
+	IF FOUND THEN
+		renewed := true;
+	ELSIF NOT EXISTS (SELECT FROM eventstore.subscription_members m
+					  WHERE m.subscription = s.name AND m.member = group_join_internal.member) THEN
+		INSERT INTO eventstore.subscription_members AS m (subscription, member, joined_at, lease_until)
+		VALUES (s.name, group_join_internal.member, now(), clock_timestamp() + lease)
+		ON CONFLICT ON CONSTRAINT subscription_members_pkey DO NOTHING;
+		renewed := FOUND;
+	ELSE
+		renewed := false;
 	END IF;
 
-	-- the lease counts from now, after any wait for the group's lock
-	UPDATE eventstore.subscription_members m SET lease_until = clock_timestamp() + lease
-	 WHERE m.subscription = s.name AND m.member = group_join_internal.member;
+	IF renewed THEN
+		/*
+		 * Partitions of members that are gone are free, except those a
+		 * transaction still holds (a poll in flight, or a join that
+		 * returned them): they are skipped, not waited for, and freed by
+		 * a later heartbeat.
+		 */
+		UPDATE eventstore.subscription_partitions p SET member = NULL, polled_to = NULL
+		 WHERE p.subscription = s.name
+		   AND p.partition IN (
+				SELECT q.partition FROM eventstore.subscription_partitions q
+				 WHERE q.subscription = s.name AND q.member IS NOT NULL
+				   AND NOT EXISTS (SELECT FROM eventstore.subscription_members m
+								   WHERE m.subscription = s.name AND m.member = q.member)
+				   FOR UPDATE SKIP LOCKED);
 
+		SELECT count(*) INTO nparts FROM eventstore.subscription_partitions p
+		 WHERE p.subscription = s.name;
+		SELECT count(*), count(*) FILTER (WHERE m.member < group_join_internal.member)
+		  INTO nlive, rank
+		  FROM eventstore.subscription_members m WHERE m.subscription = s.name;
+		share := nparts / nlive + CASE WHEN rank < nparts % nlive THEN 1 ELSE 0 END;
+
+		SELECT count(*) INTO held FROM eventstore.subscription_partitions p
+		 WHERE p.subscription = s.name AND p.member = group_join_internal.member;
+		/*
+		 * Give back extras, but never a partition that a transaction is
+		 * working on: not one this very transaction has polled (a member
+		 * that heartbeats between its poll and its ack keeps it), nor one
+		 * another transaction holds.  A later heartbeat gives them back.
+		 */
+		IF held > share THEN
+			UPDATE eventstore.subscription_partitions p SET member = NULL, polled_to = NULL
+			 WHERE p.subscription = s.name
+			   AND p.partition IN (SELECT q.partition FROM eventstore.subscription_partitions q
+									WHERE q.subscription = s.name AND q.member = group_join_internal.member
+									  AND q.polled_xid IS DISTINCT FROM pg_current_xact_id_if_assigned()
+									ORDER BY q.partition DESC LIMIT held - share
+									FOR UPDATE SKIP LOCKED);
+		ELSIF held < share THEN
+			UPDATE eventstore.subscription_partitions p SET member = group_join_internal.member,
+				   polled_to = NULL
+			 WHERE p.subscription = s.name
+			   AND p.partition IN (SELECT q.partition FROM eventstore.subscription_partitions q
+									WHERE q.subscription = s.name AND q.member IS NULL
+									ORDER BY q.partition LIMIT share - held
+									FOR UPDATE SKIP LOCKED);
+		END IF;
+
+		-- the lease counts from the end of the join
+		UPDATE eventstore.subscription_members m SET lease_until = clock_timestamp() + lease
+		 WHERE m.subscription = s.name AND m.member = group_join_internal.member;
+	END IF;
+
+	-- what the member holds, if its lease is live; see the locks above
 	RETURN QUERY
 		SELECT p.partition, p.first_bucket, p.last_bucket, p.checkpoint
 		  FROM eventstore.subscription_partitions p
 		 WHERE p.subscription = s.name AND p.member = group_join_internal.member
-		 ORDER BY p.partition;
+		   AND EXISTS (SELECT FROM eventstore.subscription_members m
+						WHERE m.subscription = s.name AND m.member = group_join_internal.member
+						  AND m.lease_until >= clock_timestamp())
+		 ORDER BY p.partition
+		   FOR KEY SHARE OF p SKIP LOCKED;
 END
 $$;
 COMMENT ON FUNCTION eventstore.group_join_internal(text, text, interval, regrole) IS
 'internal: group_join, called through the gate';
 
 CREATE FUNCTION eventstore.group_leave(subscription text, member text)
-RETURNS void
+RETURNS boolean
 AS 'MODULE_PATHNAME', 'eventstore_subscription_gate'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 COMMENT ON FUNCTION eventstore.group_leave(text, text) IS
-'leaves a consumer group, giving its partitions back at once';
+'leaves a consumer group, giving back at once what no transaction in flight holds; true if nothing is left';
 
 CREATE FUNCTION eventstore.group_leave_internal(subscription text, member text, caller regrole)
-RETURNS void
+RETURNS boolean
 LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -584,11 +642,28 @@ BEGIN
 	IF member IS NULL THEN
 		RAISE EXCEPTION 'member must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	s := eventstore.subscription_row(subscription, true, true, 'group_leave', caller);
+	s := eventstore.subscription_row(subscription, true, false, 'group_leave', caller);
+	/*
+	 * The member's partitions are free at once, except those a transaction
+	 * in flight holds (its poll): they stay with the member, which is
+	 * gone, until that transaction ends, and a later heartbeat frees them.
+	 * The member itself is gone unless a transaction in flight holds its
+	 * row (one that renewed its lease): it stays until that one ends.
+	 */
 	UPDATE eventstore.subscription_partitions p SET member = NULL, polled_to = NULL
-	 WHERE p.subscription = s.name AND p.member = group_leave_internal.member;
+	 WHERE p.subscription = s.name
+	   AND p.partition IN (SELECT q.partition FROM eventstore.subscription_partitions q
+							WHERE q.subscription = s.name AND q.member = group_leave_internal.member
+							FOR UPDATE SKIP LOCKED);
 	DELETE FROM eventstore.subscription_members m
-	 WHERE m.subscription = s.name AND m.member = group_leave_internal.member;
+	 WHERE m.subscription = s.name
+	   AND m.member IN (SELECT x.member FROM eventstore.subscription_members x
+						 WHERE x.subscription = s.name AND x.member = group_leave_internal.member
+						 FOR UPDATE SKIP LOCKED);
+	RETURN NOT EXISTS (SELECT FROM eventstore.subscription_members m
+						WHERE m.subscription = s.name AND m.member = group_leave_internal.member)
+	   AND NOT EXISTS (SELECT FROM eventstore.subscription_partitions p
+						WHERE p.subscription = s.name AND p.member = group_leave_internal.member);
 END
 $$;
 COMMENT ON FUNCTION eventstore.group_leave_internal(text, text, regrole) IS
@@ -637,6 +712,7 @@ AS $$
 DECLARE
 	s eventstore.subscriptions;
 	r eventstore.recorded_event;
+	parts integer[];
 	head bigint;
 	last bigint;
 	n bigint;
@@ -653,11 +729,14 @@ BEGIN
 	/*
 	 * Lock the member's partitions first: while this transaction runs, no
 	 * other member can take them over, so a consumer that acknowledges in
-	 * the same transaction processes every event exactly once.
+	 * the same transaction processes every event exactly once.  A
+	 * partition another transaction holds (a change of holder in flight,
+	 * or another poll of the same member) is skipped, not waited for.
 	 */
-	PERFORM FROM eventstore.subscription_partitions p
-	  WHERE p.subscription = s.name AND p.member = group_poll_internal.member
-	  FOR NO KEY UPDATE;
+	parts := ARRAY(SELECT p.partition FROM eventstore.subscription_partitions p
+					WHERE p.subscription = s.name AND p.member = group_poll_internal.member
+					ORDER BY p.partition
+					  FOR NO KEY UPDATE SKIP LOCKED);
 
 	head := eventstore.head();
 	n := 0;
@@ -673,7 +752,7 @@ BEGIN
 					s.partition_keys, x.event_type, x.stream_id, x.partition_key)
 			 ORDER BY x.insert_order
 			 LIMIT max_count) e
-		 WHERE p.subscription = s.name AND p.member = group_poll_internal.member
+		 WHERE p.subscription = s.name AND p.partition = ANY (parts)
 		 ORDER BY e.insert_order
 		 LIMIT max_count
 	LOOP
@@ -696,7 +775,7 @@ BEGIN
 		   polled_xid = pg_current_xact_id(),
 		   checkpoint = CASE WHEN n = 0 THEN greatest(p.checkpoint, last)
 							 ELSE p.checkpoint END
-	 WHERE p.subscription = s.name AND p.member = group_poll_internal.member;
+	 WHERE p.subscription = s.name AND p.partition = ANY (parts);
 END
 $$;
 COMMENT ON FUNCTION eventstore.group_poll_internal(text, text, integer, regrole) IS
@@ -728,11 +807,15 @@ BEGIN
 		RAISE EXCEPTION 'cannot acknowledge position % above the head of the feed', up_to
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	-- a partition another transaction holds is skipped: its events come again
 	UPDATE eventstore.subscription_partitions p
 	   SET checkpoint = least(up_to, p.polled_to), acked_at = now()
-	 WHERE p.subscription = s.name AND p.member = group_ack_internal.member
-	   AND p.polled_to IS NOT NULL
-	   AND p.checkpoint < least(up_to, p.polled_to);
+	 WHERE p.subscription = s.name
+	   AND p.partition IN (SELECT q.partition FROM eventstore.subscription_partitions q
+							WHERE q.subscription = s.name AND q.member = group_ack_internal.member
+							  AND q.polled_to IS NOT NULL
+							  AND q.checkpoint < least(up_to, q.polled_to)
+							FOR NO KEY UPDATE SKIP LOCKED);
 	GET DIAGNOSTICS moved = ROW_COUNT;
 	RETURN moved;
 END

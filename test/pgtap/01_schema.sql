@@ -326,7 +326,7 @@ SELECT results_eq(
 	  ('group_ack', 'subscription text, member text, up_to bigint', 'integer'),
 	  ('group_join', 'subscription text, member text, lease interval DEFAULT ''00:00:30''::interval',
 	   'TABLE(partition integer, first_bucket integer, last_bucket integer, checkpoint bigint)'),
-	  ('group_leave', 'subscription text, member text', 'void'),
+	  ('group_leave', 'subscription text, member text', 'boolean'),
 	  ('group_member_check', 'subscription text, member text', 'void'),
 	  ('group_poll', 'subscription text, member text, max_count integer DEFAULT 1000',
 	   'SETOF eventstore.recorded_event'),
