@@ -17,7 +17,8 @@ OBJS = \
 	src/utility.o \
 	src/append.o \
 	src/read.o \
-	src/guard.o
+	src/guard.o \
+	src/gate.o
 
 # The install script is assembled from the pieces in src/sql, in name order.
 SQL_PIECES = $(sort $(wildcard src/sql/*.sql))

@@ -75,8 +75,9 @@ SELECT count(*) AS partitions, min(first_bucket), max(last_bucket),
 			   lag(last_bucket) OVER (ORDER BY first_bucket) AS prev_last
 		  FROM eventstore.subscription_partitions
 		 WHERE subscription = 'workers') p;
-SELECT name, pg_temp.pos(checkpoint) AS checkpoint, consumer_group,
-	   event_types, stream_prefix, partition_keys, paused, acked_at
+-- each belongs to the role that created it
+SELECT name, owner::text = current_user AS by_creator, pg_temp.pos(checkpoint) AS checkpoint,
+	   consumer_group, event_types, stream_prefix, partition_keys, paused, acked_at
   FROM eventstore.subscriptions ORDER BY name;
 
 -- a name is taken once
@@ -111,6 +112,14 @@ SELECT eventstore.create_subscription('bad', event_types => ARRAY['A', NULL]);
 SELECT eventstore.create_subscription('bad', partition_keys => '{}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT eventstore.create_subscription('bad', partition_keys => ARRAY[NULL]::text[]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT eventstore.create_subscription('bad', event_types => ARRAY[['A'], ['B']]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT eventstore.create_subscription('bad', partition_keys => '{{a,b},{c,d}}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT eventstore.create_subscription('bad', owner => '-');
+\echo :LAST_ERROR_SQLSTATE
+SELECT eventstore.create_subscription('bad', owner => 'es_regress_no_such_role');
 \echo :LAST_ERROR_SQLSTATE
 -- the longest name
 SELECT eventstore.create_subscription(repeat('n', 200), 'head') = :base AS at_head;
@@ -559,39 +568,113 @@ SELECT eventstore.signal('big', repeat('p', 8000));
 \echo :LAST_ERROR_SQLSTATE
 
 --
--- Who may do what: readers consume, writers also signal, admins manage
+-- Who may do what.  A subscription belongs to its owner role: roles with
+-- that role's privileges consume it, and admins manage and use every
+-- subscription; others are refused with 42501 whatever EXECUTE they hold.
+-- Writers also signal.
 --
-CREATE ROLE es_regress_reader IN ROLE eventstore_reader;
+CREATE ROLE es_regress_owner IN ROLE eventstore_reader;
+CREATE ROLE es_regress_member IN ROLE es_regress_owner;
+CREATE ROLE es_regress_other IN ROLE eventstore_reader;
 CREATE ROLE es_regress_writer IN ROLE eventstore_writer;
+CREATE ROLE es_regress_admin IN ROLE eventstore_admin;
 SELECT eventstore.group_leave('workers', 'm3'), eventstore.group_leave('workers', 'm4');
-SET ROLE es_regress_reader;
-SELECT count(*) FROM eventstore.poll('from_head');
-SELECT eventstore.ack('from_head', eventstore.head());
-SELECT count(*) FROM eventstore.group_join('workers', 'r1');
-SELECT count(*) FROM eventstore.group_poll('workers', 'r1');
-SELECT eventstore.group_ack('workers', 'r1', eventstore.head());
-SELECT eventstore.group_leave('workers', 'r1');
-SELECT name, events_behind FROM eventstore.subscription_lag WHERE name = 'from_head';
+-- an admin creates subscriptions for the owner role, and owns the one it
+-- creates without naming an owner (SET ROLE counts, not the session user)
+SET ROLE es_regress_admin;
+SELECT eventstore.create_subscription('owned', 'head', owner => 'es_regress_owner')
+	= eventstore.head() AS at_head;
+SELECT eventstore.create_subscription('owned_group', 'head', consumer_group => true,
+		owner => 'es_regress_owner') = eventstore.head() AS at_head;
+SELECT eventstore.create_subscription('admins', 'head') = eventstore.head() AS at_head;
+RESET ROLE;
+SELECT name, owner, pg_typeof(owner) FROM eventstore.subscriptions
+ WHERE name IN ('owned', 'owned_group', 'admins') ORDER BY name;
+SELECT count(*) FROM eventstore.append('sub-owned-1', ARRAY[
+	eventstore.event('Owned', '{}'), eventstore.event('Owned', '{}')], 0, 'tenant-a');
+
+-- a member of the owner role consumes, but creates, drops, pauses and
+-- resumes nothing, and cannot write the tables
+SET ROLE es_regress_member;
+SELECT count(*) FROM eventstore.poll('owned');
+SELECT eventstore.ack('owned', eventstore.head());
+SELECT count(*) FROM eventstore.group_join('owned_group', 'r1');
+SELECT count(*) FROM eventstore.group_poll('owned_group', 'r1');
+SELECT eventstore.group_ack('owned_group', 'r1', eventstore.head());
+SELECT eventstore.group_leave('owned_group', 'r1');
+SELECT name, events_behind FROM eventstore.subscription_lag WHERE name = 'owned';
 SELECT eventstore.create_subscription('by_reader');
 \echo :LAST_ERROR_SQLSTATE
-SELECT eventstore.drop_subscription('from_head');
+SELECT eventstore.drop_subscription('owned');
 \echo :LAST_ERROR_SQLSTATE
-SELECT eventstore.pause_subscription('from_head');
+SELECT eventstore.pause_subscription('owned');
 \echo :LAST_ERROR_SQLSTATE
-SELECT eventstore.resume_subscription('from_head');
+SELECT eventstore.resume_subscription('owned');
 \echo :LAST_ERROR_SQLSTATE
 SELECT eventstore.signal('typing');
 \echo :LAST_ERROR_SQLSTATE
 UPDATE eventstore.subscriptions SET checkpoint = 0;
+\echo :LAST_ERROR_SQLSTATE
+-- nor what belongs to another role
+SELECT count(*) FROM eventstore.poll('admins');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+
+-- another reader may do nothing with them: not skip the owner's events,
+-- not read through them, not join under any name, not make a member leave
+SELECT count(*) FROM eventstore.append('sub-owned-2', ARRAY[
+	eventstore.event('Owned', '{}'), eventstore.event('Owned', '{}')], 0, 'tenant-a');
+SELECT count(*) FROM eventstore.group_join('owned_group', 'r1');
+SET ROLE es_regress_other;
+SELECT eventstore.ack('owned', eventstore.head());
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM eventstore.poll('owned');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM eventstore.poll('owned', lock => true);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM eventstore.group_join('owned_group', 'r1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM eventstore.group_join('owned_group', 'intruder');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM eventstore.group_poll('owned_group', 'r1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT eventstore.group_ack('owned_group', 'r1', eventstore.head());
+\echo :LAST_ERROR_SQLSTATE
+SELECT eventstore.group_leave('owned_group', 'r1');
+\echo :LAST_ERROR_SQLSTATE
+-- errors that need no subscription come first; a missing one is missing
+SELECT eventstore.ack('owned', NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM eventstore.poll('no_such_subscription');
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 SET ROLE es_regress_writer;
 SELECT eventstore.signal('typing', 'writer');
 SELECT eventstore.create_subscription('by_writer');
 \echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM eventstore.poll('owned');
+\echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
-DROP ROLE es_regress_reader;
-DROP ROLE es_regress_writer;
+-- nothing moved: the checkpoint is behind the two new events, the member
+-- still holds its partitions
+SELECT name, events_behind FROM eventstore.subscription_lag
+ WHERE name IN ('owned', 'owned_group') ORDER BY name;
+SELECT member, count(*) FROM eventstore.subscription_partitions
+ WHERE subscription = 'owned_group' GROUP BY member ORDER BY member;
+SELECT member FROM eventstore.subscription_members WHERE subscription = 'owned_group';
+
+-- admins use and change every subscription
+SET ROLE es_regress_admin;
+SELECT stream_id, stream_order FROM eventstore.poll('owned');
+SELECT eventstore.ack('owned', eventstore.head());
+SELECT eventstore.group_leave('owned_group', 'r1');
+SELECT eventstore.pause_subscription('owned');
+SELECT eventstore.resume_subscription('owned');
+SELECT eventstore.drop_subscription('owned'), eventstore.drop_subscription('owned_group'),
+	   eventstore.drop_subscription('admins');
+RESET ROLE;
+DROP ROLE es_regress_owner, es_regress_member, es_regress_other, es_regress_writer,
+	es_regress_admin;
 
 -- acknowledgements need a read-write transaction; group_ack refuses a
 -- position above the head, as ack does
@@ -611,6 +694,14 @@ ROLLBACK;
 SELECT eventstore.create_subscription('read_only_ack');
 BEGIN READ ONLY;
 SELECT eventstore.ack('read_only_ack', 0);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+BEGIN READ ONLY;
+SELECT eventstore.pause_subscription('read_only_ack');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+BEGIN READ ONLY;
+SELECT eventstore.drop_subscription('read_only_ack');
 \echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
 

@@ -27,11 +27,16 @@ COMMENT ON TABLE eventstore.ticks IS
  * A subscription is a named reader of the feed with a durable checkpoint:
  * every event at or below it has been processed.  A plain subscription has
  * one checkpoint; a consumer group's has one per partition of the log, held
- * in subscription_partitions, and its members lease partitions.
+ * in subscription_partitions, and its members lease partitions.  It belongs
+ * to its owner role: only roles with that role's privileges, and members of
+ * eventstore_admin, may use it (see src/gate.c).  The owner is a regrole so
+ * that pg_dump writes the table with role names; nothing stops the role from
+ * being dropped, which leaves the subscription to admins.
  */
 CREATE TABLE eventstore.subscriptions (
 	name			text PRIMARY KEY
 		CHECK (name <> '' AND pg_catalog.octet_length(name) <= 200),
+	owner			regrole NOT NULL,
 	checkpoint		bigint NOT NULL CHECK (checkpoint >= 0),
 	consumer_group	boolean NOT NULL,
 	event_types		text[],
@@ -42,7 +47,7 @@ CREATE TABLE eventstore.subscriptions (
 	acked_at		timestamptz
 );
 COMMENT ON TABLE eventstore.subscriptions IS
-'durable subscriptions: checkpoint (plain ones), filter, paused';
+'durable subscriptions: owner, checkpoint (plain ones), filter, paused';
 
 CREATE TABLE eventstore.subscription_partitions (
 	subscription	text NOT NULL
@@ -91,6 +96,34 @@ RETURN (event_types IS NULL OR event_type OPERATOR(pg_catalog.=) ANY (event_type
 COMMENT ON FUNCTION eventstore.subscription_matches(text[], text, text[], text, text, text) IS
 'whether an event passes a subscription filter (NULL parts match everything)';
 
+/*
+ * Who may use a subscription.  Every entry point below is a C function,
+ * eventstore_subscription_gate (src/gate.c), that calls the function of
+ * the same name with "_internal" appended, as the extension's owner, with
+ * the calling role as its last argument.  The internal functions check
+ * that role against the owner of the row they work on, here; they are
+ * SECURITY INVOKER and granted to nobody.
+ */
+CREATE FUNCTION eventstore.subscription_authorize(name text, owner regrole, caller regrole)
+RETURNS void
+LANGUAGE plpgsql STABLE CALLED ON NULL INPUT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	-- the privileges of the owner (a member that inherits them, or the
+	-- role itself; superusers have every role's), or of eventstore_admin
+	IF NOT COALESCE(pg_has_role(caller::oid, owner::oid, 'USAGE')
+					OR pg_has_role(caller::oid, 'eventstore_admin', 'USAGE'), false) THEN
+		RAISE EXCEPTION 'permission denied for subscription "%"', name
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = format('The subscription belongs to role %s.', owner),
+				  HINT = 'Only roles with the privileges of its owner and members of eventstore_admin may use it.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION eventstore.subscription_authorize(text, regrole, regrole) IS
+'internal: raises 42501 unless caller has the privileges of owner or of eventstore_admin';
+
 CREATE FUNCTION eventstore.create_subscription(
 	name text,
 	start_from text DEFAULT 'beginning',
@@ -99,9 +132,20 @@ CREATE FUNCTION eventstore.create_subscription(
 	event_types text[] DEFAULT NULL,
 	stream_prefix text DEFAULT NULL,
 	partition_keys text[] DEFAULT NULL,
-	consumer_group boolean DEFAULT false)
+	consumer_group boolean DEFAULT false,
+	owner regrole DEFAULT NULL)
 RETURNS bigint
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'eventstore_subscription_gate'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION eventstore.create_subscription(text, text, bigint, timestamptz, text[], text, text[], boolean, regrole) IS
+'creates a durable subscription owned by owner (default: the calling role); returns its starting checkpoint';
+
+CREATE FUNCTION eventstore.create_subscription_internal(
+	name text, start_from text, start_position bigint, start_time timestamptz,
+	event_types text[], stream_prefix text, partition_keys text[],
+	consumer_group boolean, owner regrole, caller regrole)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -115,6 +159,11 @@ BEGIN
 	IF name = '' OR octet_length(name) > 200 THEN
 		RAISE EXCEPTION 'subscription name must have 1 to 200 bytes'
 			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF owner::oid = 0 THEN
+		RAISE EXCEPTION 'owner must be a role'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Leave owner NULL for the calling role.';
 	END IF;
 	IF start_position IS NOT NULL AND start_time IS NOT NULL THEN
 		RAISE EXCEPTION 'give start_position or start_time, not both'
@@ -131,6 +180,11 @@ BEGIN
 	END IF;
 	IF start_from NOT IN ('beginning', 'head') THEN
 		RAISE EXCEPTION 'start_from must be ''beginning'' or ''head'', not "%"', start_from
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	-- before array_position(), which refuses them with 0A000
+	IF array_ndims(event_types) > 1 OR array_ndims(partition_keys) > 1 THEN
+		RAISE EXCEPTION 'event_types and partition_keys must be one-dimensional arrays'
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	IF cardinality(event_types) = 0 OR cardinality(partition_keys) = 0
@@ -166,17 +220,19 @@ BEGIN
 	END IF;
 
 	INSERT INTO eventstore.subscriptions AS s
-		(name, checkpoint, consumer_group, event_types, stream_prefix, partition_keys)
-	VALUES (create_subscription.name, start, create_subscription.consumer_group,
-			create_subscription.event_types, create_subscription.stream_prefix,
-			create_subscription.partition_keys);
+		(name, owner, checkpoint, consumer_group, event_types, stream_prefix, partition_keys)
+	VALUES (create_subscription_internal.name,
+			COALESCE(create_subscription_internal.owner, caller), start,
+			create_subscription_internal.consumer_group,
+			create_subscription_internal.event_types, create_subscription_internal.stream_prefix,
+			create_subscription_internal.partition_keys);
 
 	IF consumer_group THEN
 		SELECT count(*) INTO nparts FROM pg_inherits
 		 WHERE inhparent = 'eventstore.events'::regclass;
 		INSERT INTO eventstore.subscription_partitions
 			(subscription, partition, first_bucket, last_bucket, checkpoint)
-		SELECT create_subscription.name, p, p * (1024 / nparts),
+		SELECT create_subscription_internal.name, p, p * (1024 / nparts),
 			   (p + 1) * (1024 / nparts) - 1, start
 		  FROM generate_series(0, nparts - 1) p;
 	END IF;
@@ -187,61 +243,82 @@ EXCEPTION
 			USING ERRCODE = 'duplicate_object';
 END
 $$;
-COMMENT ON FUNCTION eventstore.create_subscription(text, text, bigint, timestamptz, text[], text, text[], boolean) IS
-'creates a durable subscription; returns its starting checkpoint';
+COMMENT ON FUNCTION eventstore.create_subscription_internal(text, text, bigint, timestamptz, text[], text, text[], boolean, regrole, regrole) IS
+'internal: create_subscription, called through the gate';
 
 CREATE FUNCTION eventstore.drop_subscription(name text, if_exists boolean DEFAULT false)
 RETURNS boolean
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'eventstore_subscription_gate'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION eventstore.drop_subscription(text, boolean) IS
+'drops a subscription with its checkpoints and members';
+
+CREATE FUNCTION eventstore.drop_subscription_internal(name text, if_exists boolean, caller regrole)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	s eventstore.subscriptions;
 BEGIN
 	IF name IS NULL THEN
 		RAISE EXCEPTION 'name must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	DELETE FROM eventstore.subscriptions s WHERE s.name = drop_subscription.name;
-	IF NOT FOUND AND NOT COALESCE(if_exists, false) THEN
-		RAISE EXCEPTION 'subscription "%" does not exist', name
-			USING ERRCODE = 'undefined_object';
+	IF COALESCE(if_exists, false)
+	   AND NOT EXISTS (SELECT FROM eventstore.subscriptions x
+					   WHERE x.name = drop_subscription_internal.name) THEN
+		RETURN false;
 	END IF;
-	RETURN FOUND;
+	s := eventstore.subscription_row(name, NULL, true, 'drop_subscription', caller);
+	DELETE FROM eventstore.subscriptions x WHERE x.name = s.name;
+	RETURN true;
 END
 $$;
-COMMENT ON FUNCTION eventstore.drop_subscription(text, boolean) IS
-'drops a subscription with its checkpoints and members';
+COMMENT ON FUNCTION eventstore.drop_subscription_internal(text, boolean, regrole) IS
+'internal: drop_subscription, called through the gate';
 
 CREATE FUNCTION eventstore.pause_subscription(name text, paused boolean DEFAULT true)
 RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'eventstore_subscription_gate'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION eventstore.pause_subscription(text, boolean) IS
+'pauses a subscription (poll returns nothing) or, with false, resumes it';
+
+CREATE FUNCTION eventstore.pause_subscription_internal(name text, paused boolean, caller regrole)
+RETURNS void
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	s eventstore.subscriptions;
 BEGIN
 	IF name IS NULL OR paused IS NULL THEN
 		RAISE EXCEPTION 'name and paused must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	UPDATE eventstore.subscriptions s SET paused = pause_subscription.paused
-	 WHERE s.name = pause_subscription.name;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'subscription "%" does not exist', name
-			USING ERRCODE = 'undefined_object';
-	END IF;
+	s := eventstore.subscription_row(name, NULL, true, 'pause_subscription', caller);
+	UPDATE eventstore.subscriptions x SET paused = pause_subscription_internal.paused
+	 WHERE x.name = s.name;
 END
 $$;
-COMMENT ON FUNCTION eventstore.pause_subscription(text, boolean) IS
-'pauses a subscription (poll returns nothing) or, with false, resumes it';
+COMMENT ON FUNCTION eventstore.pause_subscription_internal(text, boolean, regrole) IS
+'internal: pause_subscription, called through the gate';
 
 CREATE FUNCTION eventstore.resume_subscription(name text)
 RETURNS void
-LANGUAGE sql VOLATILE
+LANGUAGE sql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 RETURN eventstore.pause_subscription(name, false);
 COMMENT ON FUNCTION eventstore.resume_subscription(text) IS
 'resumes a paused subscription';
 
-/* The subscription row, checked; locked when asked. */
+/*
+ * The subscription row, checked: the caller may use it, and it is of the
+ * kind asked for (a consumer group's, a plain one, or with for_group NULL
+ * either); locked FOR NO KEY UPDATE when asked.
+ */
 CREATE FUNCTION eventstore.subscription_row(name text, for_group boolean, lock boolean,
-											writer text)
+											writer text, caller regrole)
 RETURNS eventstore.subscriptions
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -266,6 +343,7 @@ BEGIN
 		RAISE EXCEPTION 'subscription "%" does not exist', name
 			USING ERRCODE = 'undefined_object';
 	END IF;
+	PERFORM eventstore.subscription_authorize(s.name, s.owner, caller);
 	IF s.consumer_group AND NOT for_group THEN
 		RAISE EXCEPTION 'subscription "%" is consumed by a consumer group', name
 			USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -278,8 +356,8 @@ BEGIN
 	RETURN s;
 END
 $$;
-COMMENT ON FUNCTION eventstore.subscription_row(text, boolean, boolean, text) IS
-'internal: the subscription row, checked (and locked on request; a writer needs a read-write primary)';
+COMMENT ON FUNCTION eventstore.subscription_row(text, boolean, boolean, text, regrole) IS
+'internal: the subscription row, checked (the caller may use it; locked on request; a writer needs a read-write primary)';
 
 CREATE FUNCTION eventstore.poll(
 	subscription text,
@@ -287,7 +365,16 @@ CREATE FUNCTION eventstore.poll(
 	after_position bigint DEFAULT NULL,
 	lock boolean DEFAULT false)
 RETURNS SETOF eventstore.recorded_event
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'eventstore_subscription_gate'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION eventstore.poll(text, integer, bigint, boolean) IS
+'the next events of a subscription after its checkpoint (or after_position), up to the head, filtered';
+
+CREATE FUNCTION eventstore.poll_internal(
+	subscription text, max_count integer, after_position bigint, lock boolean,
+	caller regrole)
+RETURNS SETOF eventstore.recorded_event
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -302,7 +389,7 @@ BEGIN
 	IF after_position < 0 THEN
 		RAISE EXCEPTION 'after_position must not be negative' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	s := eventstore.subscription_row(subscription, false, COALESCE(lock, false), NULL);
+	s := eventstore.subscription_row(subscription, false, COALESCE(lock, false), NULL, caller);
 	IF s.paused THEN
 		RETURN;
 	END IF;
@@ -333,12 +420,19 @@ BEGIN
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION eventstore.poll(text, integer, bigint, boolean) IS
-'the next events of a subscription after its checkpoint (or after_position), up to the head, filtered';
+COMMENT ON FUNCTION eventstore.poll_internal(text, integer, bigint, boolean, regrole) IS
+'internal: poll, called through the gate';
 
 CREATE FUNCTION eventstore.ack(subscription text, up_to bigint)
 RETURNS boolean
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'eventstore_subscription_gate'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION eventstore.ack(text, bigint) IS
+'moves a subscription''s checkpoint forward to a processed position; false if it was already there';
+
+CREATE FUNCTION eventstore.ack_internal(subscription text, up_to bigint, caller regrole)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -347,7 +441,7 @@ BEGIN
 	IF up_to IS NULL OR up_to < 0 THEN
 		RAISE EXCEPTION 'up_to must be a position (0 or more)' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	s := eventstore.subscription_row(subscription, false, false, 'ack');
+	s := eventstore.subscription_row(subscription, false, false, 'ack', caller);
 	IF up_to > eventstore.head() THEN
 		RAISE EXCEPTION 'cannot acknowledge position % above the head of the feed', up_to
 			USING ERRCODE = 'invalid_parameter_value';
@@ -357,8 +451,8 @@ BEGIN
 	RETURN FOUND;
 END
 $$;
-COMMENT ON FUNCTION eventstore.ack(text, bigint) IS
-'moves a subscription''s checkpoint forward to a processed position; false if it was already there';
+COMMENT ON FUNCTION eventstore.ack_internal(text, bigint, regrole) IS
+'internal: ack, called through the gate';
 
 /*
  * Consumer groups.  group_join is also the heartbeat: it renews the
@@ -366,19 +460,54 @@ COMMENT ON FUNCTION eventstore.ack(text, bigint) IS
  * live member's fair share is the number of partitions divided by the
  * number of live members (the first members by name take one more when it
  * does not divide).  A member above its share gives partitions back; one
- * below it takes free ones.  Rebalancing is serialized per group by the
- * subscription row's lock.
+ * below it takes free ones.
+ *
+ * No group function waits for another transaction: one hung member, or a
+ * member's transaction left open after a heartbeat, stalls nobody.  There
+ * is no group-wide lock; each row is changed under its own row lock, taken
+ * with SKIP LOCKED, and a row another transaction holds is left for a later
+ * call.  The locks, by what they protect:
+ *
+ *   - a poll locks the member's partitions FOR NO KEY UPDATE until its
+ *     transaction ends, so nobody can take them over while it processes:
+ *     exactly once;
+ *   - every change of a partition's holder (freeing a departed member's
+ *     partitions, giving extras back, taking free ones, leaving) locks the
+ *     partition FOR UPDATE;
+ *   - a join returns the member's partitions locked FOR KEY SHARE, which
+ *     conflicts with FOR UPDATE alone: a partition whose holder a
+ *     transaction in flight is changing is not returned, and one returned
+ *     cannot change holder until the join's transaction ends; a poll in
+ *     flight (FOR NO KEY UPDATE) does not keep its own member's heartbeat
+ *     from returning it.  So two members with live leases never both
+ *     believe they hold a partition;
+ *   - a member row is deleted (lease ran out, leave) under FOR UPDATE and
+ *     renewed under FOR NO KEY UPDATE, so a member renewing its lease is
+ *     not dropped meanwhile.
+ *
+ * Rebalancing sees only committed memberships (and its own): a member
+ * whose join has not committed is not counted yet, and shares settle at
+ * later heartbeats.
  */
 CREATE FUNCTION eventstore.group_join(
 	subscription text,
 	member text,
 	lease interval DEFAULT '30 seconds')
 RETURNS TABLE (partition integer, first_bucket integer, last_bucket integer, checkpoint bigint)
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'eventstore_subscription_gate'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION eventstore.group_join(text, text, interval) IS
+'joins a consumer group or renews the lease (the heartbeat); rebalances and returns the partitions held';
+
+CREATE FUNCTION eventstore.group_join_internal(
+	subscription text, member text, lease interval, caller regrole)
+RETURNS TABLE (partition integer, first_bucket integer, last_bucket integer, checkpoint bigint)
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	s eventstore.subscriptions;
+	renewed boolean;
 	nparts integer;
 	nlive integer;
 	rank integer;
@@ -394,79 +523,117 @@ BEGIN
 	IF lease < '1 second' OR lease > '1 day' THEN
 		RAISE EXCEPTION 'lease must be between 1 second and 1 day' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	s := eventstore.subscription_row(subscription, true, true, 'group_join');
+	s := eventstore.subscription_row(subscription, true, false, 'group_join', caller);
 
+	-- members whose lease ran out are dropped, unless they are renewing it
 	DELETE FROM eventstore.subscription_members m
-	 WHERE m.subscription = s.name AND m.lease_until < clock_timestamp()
-	   AND m.member <> group_join.member;
-	INSERT INTO eventstore.subscription_members AS m (subscription, member, joined_at, lease_until)
-	VALUES (s.name, group_join.member, now(), clock_timestamp() + lease)
-	ON CONFLICT ON CONSTRAINT subscription_members_pkey DO UPDATE SET lease_until = excluded.lease_until;
+	 WHERE m.subscription = s.name
+	   AND m.member IN (SELECT x.member FROM eventstore.subscription_members x
+						 WHERE x.subscription = s.name AND x.member <> group_join_internal.member
+						   AND x.lease_until < clock_timestamp()
+						   FOR UPDATE SKIP LOCKED);
 
 	/*
-	 * Partitions of members that are gone are free, except those a
-	 * transaction still works on (its poll locked them): they are skipped,
-	 * not waited for, so that one hung member cannot stall the group, and
-	 * freed by a later heartbeat.
+	 * The member's own row: locked to be renewed, or inserted.  An insert
+	 * waits only for another session inserting the same member.  When a
+	 * transaction in flight holds the row (another session of the member
+	 * renewing it, or a drop or leave of the member), nothing is renewed
+	 * or rebalanced now.
 	 */
-	UPDATE eventstore.subscription_partitions p SET member = NULL, polled_to = NULL
-	 WHERE p.subscription = s.name
-	   AND p.partition IN (
-			SELECT q.partition FROM eventstore.subscription_partitions q
-			 WHERE q.subscription = s.name AND q.member IS NOT NULL
-			   AND NOT EXISTS (SELECT FROM eventstore.subscription_members m
-							   WHERE m.subscription = s.name AND m.member = q.member)
-			   FOR NO KEY UPDATE SKIP LOCKED);
-
-	SELECT count(*) INTO nparts FROM eventstore.subscription_partitions p
-	 WHERE p.subscription = s.name;
-	SELECT count(*), count(*) FILTER (WHERE m.member < group_join.member)
-	  INTO nlive, rank
-	  FROM eventstore.subscription_members m WHERE m.subscription = s.name;
-	share := nparts / nlive + CASE WHEN rank < nparts % nlive THEN 1 ELSE 0 END;
-
-	SELECT count(*) INTO held FROM eventstore.subscription_partitions p
-	 WHERE p.subscription = s.name AND p.member = group_join.member;
-	/*
-	 * Give back extras, but never a partition that a transaction is working
-	 * on: not one this very transaction has polled (a member that
-	 * heartbeats between its poll and its ack keeps it), nor one locked by
-	 * a poll in flight elsewhere.  A later heartbeat gives them back.
-	 */
-	IF held > share THEN
-		UPDATE eventstore.subscription_partitions p SET member = NULL, polled_to = NULL
-		 WHERE p.subscription = s.name
-		   AND p.partition IN (SELECT q.partition FROM eventstore.subscription_partitions q
-								WHERE q.subscription = s.name AND q.member = group_join.member
-								  AND q.polled_xid IS DISTINCT FROM pg_current_xact_id_if_assigned()
-								ORDER BY q.partition DESC LIMIT held - share
-								FOR NO KEY UPDATE SKIP LOCKED);
-	ELSIF held < share THEN
-		UPDATE eventstore.subscription_partitions p SET member = group_join.member, polled_to = NULL
-		 WHERE p.subscription = s.name
-		   AND p.partition IN (SELECT q.partition FROM eventstore.subscription_partitions q
-								WHERE q.subscription = s.name AND q.member IS NULL
-								ORDER BY q.partition LIMIT share - held
-								FOR NO KEY UPDATE SKIP LOCKED);
+	PERFORM FROM eventstore.subscription_members m
+	  WHERE m.subscription = s.name AND m.member = group_join_internal.member
+	  FOR NO KEY UPDATE SKIP LOCKED;
+	IF FOUND THEN
+		renewed := true;
+	ELSIF NOT EXISTS (SELECT FROM eventstore.subscription_members m
+					  WHERE m.subscription = s.name AND m.member = group_join_internal.member) THEN
+		INSERT INTO eventstore.subscription_members AS m (subscription, member, joined_at, lease_until)
+		VALUES (s.name, group_join_internal.member, now(), clock_timestamp() + lease)
+		ON CONFLICT ON CONSTRAINT subscription_members_pkey DO NOTHING;
+		renewed := FOUND;
+	ELSE
+		renewed := false;
 	END IF;
 
-	-- the lease counts from now, after any wait for the group's lock
-	UPDATE eventstore.subscription_members m SET lease_until = clock_timestamp() + lease
-	 WHERE m.subscription = s.name AND m.member = group_join.member;
+	IF renewed THEN
+		/*
+		 * Partitions of members that are gone are free, except those a
+		 * transaction still holds (a poll in flight, or a join that
+		 * returned them): they are skipped, not waited for, and freed by
+		 * a later heartbeat.
+		 */
+		UPDATE eventstore.subscription_partitions p SET member = NULL, polled_to = NULL
+		 WHERE p.subscription = s.name
+		   AND p.partition IN (
+				SELECT q.partition FROM eventstore.subscription_partitions q
+				 WHERE q.subscription = s.name AND q.member IS NOT NULL
+				   AND NOT EXISTS (SELECT FROM eventstore.subscription_members m
+								   WHERE m.subscription = s.name AND m.member = q.member)
+				   FOR UPDATE SKIP LOCKED);
 
+		SELECT count(*) INTO nparts FROM eventstore.subscription_partitions p
+		 WHERE p.subscription = s.name;
+		SELECT count(*), count(*) FILTER (WHERE m.member < group_join_internal.member)
+		  INTO nlive, rank
+		  FROM eventstore.subscription_members m WHERE m.subscription = s.name;
+		share := nparts / nlive + CASE WHEN rank < nparts % nlive THEN 1 ELSE 0 END;
+
+		SELECT count(*) INTO held FROM eventstore.subscription_partitions p
+		 WHERE p.subscription = s.name AND p.member = group_join_internal.member;
+		/*
+		 * Give back extras, but never a partition that a transaction is
+		 * working on: not one this very transaction has polled (a member
+		 * that heartbeats between its poll and its ack keeps it), nor one
+		 * another transaction holds.  A later heartbeat gives them back.
+		 */
+		IF held > share THEN
+			UPDATE eventstore.subscription_partitions p SET member = NULL, polled_to = NULL
+			 WHERE p.subscription = s.name
+			   AND p.partition IN (SELECT q.partition FROM eventstore.subscription_partitions q
+									WHERE q.subscription = s.name AND q.member = group_join_internal.member
+									  AND q.polled_xid IS DISTINCT FROM pg_current_xact_id_if_assigned()
+									ORDER BY q.partition DESC LIMIT held - share
+									FOR UPDATE SKIP LOCKED);
+		ELSIF held < share THEN
+			UPDATE eventstore.subscription_partitions p SET member = group_join_internal.member,
+				   polled_to = NULL
+			 WHERE p.subscription = s.name
+			   AND p.partition IN (SELECT q.partition FROM eventstore.subscription_partitions q
+									WHERE q.subscription = s.name AND q.member IS NULL
+									ORDER BY q.partition LIMIT share - held
+									FOR UPDATE SKIP LOCKED);
+		END IF;
+
+		-- the lease counts from the end of the join
+		UPDATE eventstore.subscription_members m SET lease_until = clock_timestamp() + lease
+		 WHERE m.subscription = s.name AND m.member = group_join_internal.member;
+	END IF;
+
+	-- what the member holds, if its lease is live; see the locks above
 	RETURN QUERY
 		SELECT p.partition, p.first_bucket, p.last_bucket, p.checkpoint
 		  FROM eventstore.subscription_partitions p
-		 WHERE p.subscription = s.name AND p.member = group_join.member
-		 ORDER BY p.partition;
+		 WHERE p.subscription = s.name AND p.member = group_join_internal.member
+		   AND EXISTS (SELECT FROM eventstore.subscription_members m
+						WHERE m.subscription = s.name AND m.member = group_join_internal.member
+						  AND m.lease_until >= clock_timestamp())
+		 ORDER BY p.partition
+		   FOR KEY SHARE OF p SKIP LOCKED;
 END
 $$;
-COMMENT ON FUNCTION eventstore.group_join(text, text, interval) IS
-'joins a consumer group or renews the lease (the heartbeat); rebalances and returns the partitions held';
+COMMENT ON FUNCTION eventstore.group_join_internal(text, text, interval, regrole) IS
+'internal: group_join, called through the gate';
 
 CREATE FUNCTION eventstore.group_leave(subscription text, member text)
-RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'eventstore_subscription_gate'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION eventstore.group_leave(text, text) IS
+'leaves a consumer group, giving back at once what no transaction in flight holds; true if nothing is left';
+
+CREATE FUNCTION eventstore.group_leave_internal(subscription text, member text, caller regrole)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -475,15 +642,32 @@ BEGIN
 	IF member IS NULL THEN
 		RAISE EXCEPTION 'member must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	s := eventstore.subscription_row(subscription, true, true, 'group_leave');
+	s := eventstore.subscription_row(subscription, true, false, 'group_leave', caller);
+	/*
+	 * The member's partitions are free at once, except those a transaction
+	 * in flight holds (its poll): they stay with the member, which is
+	 * gone, until that transaction ends, and a later heartbeat frees them.
+	 * The member itself is gone unless a transaction in flight holds its
+	 * row (one that renewed its lease): it stays until that one ends.
+	 */
 	UPDATE eventstore.subscription_partitions p SET member = NULL, polled_to = NULL
-	 WHERE p.subscription = s.name AND p.member = group_leave.member;
+	 WHERE p.subscription = s.name
+	   AND p.partition IN (SELECT q.partition FROM eventstore.subscription_partitions q
+							WHERE q.subscription = s.name AND q.member = group_leave_internal.member
+							FOR UPDATE SKIP LOCKED);
 	DELETE FROM eventstore.subscription_members m
-	 WHERE m.subscription = s.name AND m.member = group_leave.member;
+	 WHERE m.subscription = s.name
+	   AND m.member IN (SELECT x.member FROM eventstore.subscription_members x
+						 WHERE x.subscription = s.name AND x.member = group_leave_internal.member
+						 FOR UPDATE SKIP LOCKED);
+	RETURN NOT EXISTS (SELECT FROM eventstore.subscription_members m
+						WHERE m.subscription = s.name AND m.member = group_leave_internal.member)
+	   AND NOT EXISTS (SELECT FROM eventstore.subscription_partitions p
+						WHERE p.subscription = s.name AND p.member = group_leave_internal.member);
 END
 $$;
-COMMENT ON FUNCTION eventstore.group_leave(text, text) IS
-'leaves a consumer group, giving its partitions back at once';
+COMMENT ON FUNCTION eventstore.group_leave_internal(text, text, regrole) IS
+'internal: group_leave, called through the gate';
 
 /* The live member's own row, or ES004. */
 CREATE FUNCTION eventstore.group_member_check(subscription text, member text)
@@ -514,12 +698,21 @@ CREATE FUNCTION eventstore.group_poll(
 	member text,
 	max_count integer DEFAULT 1000)
 RETURNS SETOF eventstore.recorded_event
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'eventstore_subscription_gate'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION eventstore.group_poll(text, text, integer) IS
+'the next events of the partitions a group member leases, after their checkpoints, up to the head, in global order';
+
+CREATE FUNCTION eventstore.group_poll_internal(
+	subscription text, member text, max_count integer, caller regrole)
+RETURNS SETOF eventstore.recorded_event
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	s eventstore.subscriptions;
 	r eventstore.recorded_event;
+	parts integer[];
 	head bigint;
 	last bigint;
 	n bigint;
@@ -527,7 +720,7 @@ BEGIN
 	IF max_count IS NULL OR max_count < 1 THEN
 		RAISE EXCEPTION 'max_count must be at least 1' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	s := eventstore.subscription_row(subscription, true, false, 'group_poll');
+	s := eventstore.subscription_row(subscription, true, false, 'group_poll', caller);
 	PERFORM eventstore.group_member_check(s.name, member);
 	IF s.paused THEN
 		RETURN;
@@ -536,11 +729,14 @@ BEGIN
 	/*
 	 * Lock the member's partitions first: while this transaction runs, no
 	 * other member can take them over, so a consumer that acknowledges in
-	 * the same transaction processes every event exactly once.
+	 * the same transaction processes every event exactly once.  A
+	 * partition another transaction holds (a change of holder in flight,
+	 * or another poll of the same member) is skipped, not waited for.
 	 */
-	PERFORM FROM eventstore.subscription_partitions p
-	  WHERE p.subscription = s.name AND p.member = group_poll.member
-	  FOR NO KEY UPDATE;
+	parts := ARRAY(SELECT p.partition FROM eventstore.subscription_partitions p
+					WHERE p.subscription = s.name AND p.member = group_poll_internal.member
+					ORDER BY p.partition
+					  FOR NO KEY UPDATE SKIP LOCKED);
 
 	head := eventstore.head();
 	n := 0;
@@ -556,7 +752,7 @@ BEGIN
 					s.partition_keys, x.event_type, x.stream_id, x.partition_key)
 			 ORDER BY x.insert_order
 			 LIMIT max_count) e
-		 WHERE p.subscription = s.name AND p.member = group_poll.member
+		 WHERE p.subscription = s.name AND p.partition = ANY (parts)
 		 ORDER BY e.insert_order
 		 LIMIT max_count
 	LOOP
@@ -579,15 +775,23 @@ BEGIN
 		   polled_xid = pg_current_xact_id(),
 		   checkpoint = CASE WHEN n = 0 THEN greatest(p.checkpoint, last)
 							 ELSE p.checkpoint END
-	 WHERE p.subscription = s.name AND p.member = group_poll.member;
+	 WHERE p.subscription = s.name AND p.partition = ANY (parts);
 END
 $$;
-COMMENT ON FUNCTION eventstore.group_poll(text, text, integer) IS
-'the next events of the partitions a group member leases, after their checkpoints, up to the head, in global order';
+COMMENT ON FUNCTION eventstore.group_poll_internal(text, text, integer, regrole) IS
+'internal: group_poll, called through the gate';
 
 CREATE FUNCTION eventstore.group_ack(subscription text, member text, up_to bigint)
 RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'eventstore_subscription_gate'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION eventstore.group_ack(text, text, bigint) IS
+'moves the checkpoints of the member''s partitions up to a processed position (no further than its last poll covered); returns how many moved';
+
+CREATE FUNCTION eventstore.group_ack_internal(
+	subscription text, member text, up_to bigint, caller regrole)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -597,23 +801,27 @@ BEGIN
 	IF up_to IS NULL OR up_to < 0 THEN
 		RAISE EXCEPTION 'up_to must be a position (0 or more)' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	s := eventstore.subscription_row(subscription, true, false, 'group_ack');
+	s := eventstore.subscription_row(subscription, true, false, 'group_ack', caller);
 	PERFORM eventstore.group_member_check(s.name, member);
 	IF up_to > eventstore.head() THEN
 		RAISE EXCEPTION 'cannot acknowledge position % above the head of the feed', up_to
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	-- a partition another transaction holds is skipped: its events come again
 	UPDATE eventstore.subscription_partitions p
 	   SET checkpoint = least(up_to, p.polled_to), acked_at = now()
-	 WHERE p.subscription = s.name AND p.member = group_ack.member
-	   AND p.polled_to IS NOT NULL
-	   AND p.checkpoint < least(up_to, p.polled_to);
+	 WHERE p.subscription = s.name
+	   AND p.partition IN (SELECT q.partition FROM eventstore.subscription_partitions q
+							WHERE q.subscription = s.name AND q.member = group_ack_internal.member
+							  AND q.polled_to IS NOT NULL
+							  AND q.checkpoint < least(up_to, q.polled_to)
+							FOR NO KEY UPDATE SKIP LOCKED);
 	GET DIAGNOSTICS moved = ROW_COUNT;
 	RETURN moved;
 END
 $$;
-COMMENT ON FUNCTION eventstore.group_ack(text, text, bigint) IS
-'moves the checkpoints of the member''s partitions up to a processed position (no further than its last poll covered); returns how many moved';
+COMMENT ON FUNCTION eventstore.group_ack_internal(text, text, bigint, regrole) IS
+'internal: group_ack, called through the gate';
 
 /*
  * Lag of every subscription: its checkpoint (a group's lowest), the head,

@@ -3,6 +3,9 @@
  * on the schema.  Readers may read everything and consume subscriptions
  * (poll, acknowledge, join groups), writers also append and send signals,
  * admins hold both and alone create, drop, pause and resume subscriptions.
+ * EXECUTE is only the first check: a subscription is used only by roles with
+ * the privileges of its owner, and by admins (src/gate.c).  The internal
+ * functions behind the subscription functions are granted to nobody.
  */
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA eventstore FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA eventstore FROM PUBLIC;
@@ -50,7 +53,7 @@ GRANT EXECUTE ON FUNCTION
 	TO eventstore_writer;
 
 GRANT EXECUTE ON FUNCTION
-	eventstore.create_subscription(text, text, bigint, timestamptz, text[], text, text[], boolean),
+	eventstore.create_subscription(text, text, bigint, timestamptz, text[], text, text[], boolean, regrole),
 	eventstore.drop_subscription(text, boolean),
 	eventstore.pause_subscription(text, boolean),
 	eventstore.resume_subscription(text)

@@ -11,7 +11,7 @@
  * regtype prints them with eventstore outside the search_path.
  */
 BEGIN;
-SELECT plan(81);
+SELECT plan(83);
 
 -- Extension, schema, roles --------------------------------------------------
 
@@ -278,8 +278,13 @@ SELECT functions_are('eventstore',
 		  'guard_ddl', 'adopt_positions',
 		  'create_subscription', 'drop_subscription', 'pause_subscription',
 		  'resume_subscription', 'subscription_matches', 'subscription_row',
+		  'subscription_authorize',
 		  'poll', 'ack', 'group_join', 'group_leave', 'group_member_check',
-		  'group_poll', 'group_ack', 'signal'],
+		  'group_poll', 'group_ack', 'signal',
+		  'create_subscription_internal', 'drop_subscription_internal',
+		  'pause_subscription_internal', 'poll_internal', 'ack_internal',
+		  'group_join_internal', 'group_leave_internal', 'group_poll_internal',
+		  'group_ack_internal'],
 	'schema eventstore has exactly the documented functions');
 
 SELECT has_function('eventstore', 'event',
@@ -307,6 +312,7 @@ SELECT results_eq(
 		FROM pg_catalog.pg_proc p
 	   WHERE p.pronamespace = 'eventstore'::regnamespace
 		 AND p.prorettype NOT IN ('trigger'::regtype, 'event_trigger'::regtype)
+		 AND p.proname !~ '_internal$'
 	   ORDER BY 1$$,
 	$$VALUES
 	  ('ack', 'subscription text, up_to bigint', 'boolean'),
@@ -315,7 +321,7 @@ SELECT results_eq(
 	   'TABLE(event_id uuid, stream_order bigint, insert_order bigint, duplicate boolean)'),
 	  ('bucket_of', 'partition_key text', 'integer'),
 	  ('create_subscription',
-	   'name text, start_from text DEFAULT ''beginning''::text, start_position bigint DEFAULT NULL::bigint, start_time timestamp with time zone DEFAULT NULL::timestamp with time zone, event_types text[] DEFAULT NULL::text[], stream_prefix text DEFAULT NULL::text, partition_keys text[] DEFAULT NULL::text[], consumer_group boolean DEFAULT false',
+	   'name text, start_from text DEFAULT ''beginning''::text, start_position bigint DEFAULT NULL::bigint, start_time timestamp with time zone DEFAULT NULL::timestamp with time zone, event_types text[] DEFAULT NULL::text[], stream_prefix text DEFAULT NULL::text, partition_keys text[] DEFAULT NULL::text[], consumer_group boolean DEFAULT false, owner regrole DEFAULT NULL::regrole',
 	   'bigint'),
 	  ('drop_subscription', 'name text, if_exists boolean DEFAULT false', 'boolean'),
 	  ('event',
@@ -324,7 +330,7 @@ SELECT results_eq(
 	  ('group_ack', 'subscription text, member text, up_to bigint', 'integer'),
 	  ('group_join', 'subscription text, member text, lease interval DEFAULT ''00:00:30''::interval',
 	   'TABLE(partition integer, first_bucket integer, last_bucket integer, checkpoint bigint)'),
-	  ('group_leave', 'subscription text, member text', 'void'),
+	  ('group_leave', 'subscription text, member text', 'boolean'),
 	  ('group_member_check', 'subscription text, member text', 'void'),
 	  ('group_poll', 'subscription text, member text, max_count integer DEFAULT 1000',
 	   'SETOF eventstore.recorded_event'),
@@ -345,10 +351,11 @@ SELECT results_eq(
 	  ('resume_subscription', 'name text', 'void'),
 	  ('signal', 'channel text, payload text DEFAULT NULL::text', 'void'),
 	  ('stream_version', 'stream_id text', 'bigint'),
+	  ('subscription_authorize', 'name text, owner regrole, caller regrole', 'void'),
 	  ('subscription_matches',
 	   'event_types text[], stream_prefix text, partition_keys text[], event_type text, stream_id text, partition_key text',
 	   'boolean'),
-	  ('subscription_row', 'name text, for_group boolean, lock boolean, writer text', 'eventstore.subscriptions')$$,
+	  ('subscription_row', 'name text, for_group boolean, lock boolean, writer text, caller regrole', 'eventstore.subscriptions')$$,
 	'every API function has the documented arguments, defaults and result');
 
 SELECT function_returns('eventstore', 'event',
@@ -387,18 +394,51 @@ SELECT is(
 	  WHERE extname = 'eventstore'),
 	'append runs as the owner of the extension');
 
--- The entry points that write what their callers may not write directly run
--- as the owner, with a pinned search_path; every other function runs with
--- the caller's rights.
+-- append writes what its callers may not write directly: it runs as the
+-- owner, with a pinned search_path.  The subscription entry points do the
+-- same through the gate (src/gate.c), which needs them SECURITY INVOKER to
+-- see their caller; every other function runs with the caller's rights.
 SELECT results_eq(
 	$$SELECT p.proname::text COLLATE "default"
 		FROM pg_catalog.pg_proc p
 	   WHERE p.pronamespace = 'eventstore'::regnamespace AND p.prosecdef
 	   ORDER BY 1$$,
-	$$VALUES ('ack'), ('append'), ('create_subscription'), ('drop_subscription'),
-			 ('group_ack'), ('group_join'), ('group_leave'), ('group_poll'),
-			 ('pause_subscription'), ('poll')$$,
-	'exactly append and the subscription entry points are SECURITY DEFINER');
+	$$VALUES ('append')$$,
+	'exactly append is SECURITY DEFINER');
+/*
+ * Every subscription entry point is the C gate, SECURITY INVOKER, and has an
+ * internal function of the same name with "_internal" appended, the same
+ * arguments plus the caller (regrole), the same result, SECURITY INVOKER,
+ * with a pinned search_path, owned by the extension's owner.
+ */
+SELECT results_eq(
+	$$SELECT p.proname::text COLLATE "default"
+		FROM pg_catalog.pg_proc p
+	   WHERE p.pronamespace = 'eventstore'::regnamespace
+		 AND p.prolang = (SELECT oid FROM pg_catalog.pg_language WHERE lanname = 'c')
+		 AND p.prosrc = 'eventstore_subscription_gate'
+		 AND NOT p.prosecdef AND p.proconfig IS NULL
+	   ORDER BY 1$$,
+	$$VALUES ('ack'), ('create_subscription'), ('drop_subscription'), ('group_ack'),
+			 ('group_join'), ('group_leave'), ('group_poll'), ('pause_subscription'),
+			 ('poll')$$,
+	'the subscription entry points are the C gate, SECURITY INVOKER');
+SELECT is_empty(
+	$$SELECT g.oid::regprocedure
+		FROM pg_catalog.pg_proc g
+	   WHERE g.pronamespace = 'eventstore'::regnamespace
+		 AND g.prosrc = 'eventstore_subscription_gate'
+		 AND NOT EXISTS (
+			SELECT FROM pg_catalog.pg_proc i
+			 WHERE i.pronamespace = g.pronamespace
+			   AND i.proname = g.proname || '_internal'
+			   AND i.proargtypes::oid[] = g.proargtypes::oid[] || 'regrole'::regtype::oid
+			   AND i.prorettype = g.prorettype AND i.proretset = g.proretset
+			   AND NOT i.prosecdef
+			   AND i.proconfig = ARRAY['search_path=pg_catalog, pg_temp']
+			   AND i.proowner = (SELECT extowner FROM pg_catalog.pg_extension
+								  WHERE extname = 'eventstore'))$$,
+	'every gate has its internal function: same arguments plus the caller, same result, SECURITY INVOKER, pinned search_path, owned by the extension''s owner');
 SELECT is_empty(
 	$$SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
 	   WHERE p.pronamespace = 'eventstore'::regnamespace

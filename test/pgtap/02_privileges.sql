@@ -9,7 +9,7 @@
  * grants count.  03_roles.sql checks the same by acting as the roles.
  */
 BEGIN;
-SELECT plan(186);
+SELECT plan(192);
 
 -- Schema ----------------------------------------------------------------------
 
@@ -119,7 +119,7 @@ SELECT function_privs_are('eventstore', f.name, f.args, r.role,
 			 ELSE ARRAY[]::name[] END)
   FROM (VALUES (1, 'create_subscription'::name,
 				ARRAY['text', 'text', 'bigint', 'timestamp with time zone', 'text[]', 'text',
-					  'text[]', 'boolean']::name[]),
+					  'text[]', 'boolean', 'regrole']::name[]),
 			   (2, 'drop_subscription', ARRAY['text', 'boolean']),
 			   (3, 'pause_subscription', ARRAY['text', 'boolean']),
 			   (4, 'resume_subscription', ARRAY['text'])) f(n, name, args)
@@ -127,13 +127,31 @@ SELECT function_privs_are('eventstore', f.name, f.args, r.role,
 					(3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
  ORDER BY f.n, r.n;
 
--- Internal helpers: nobody.
+-- Internal helpers, and the internal functions behind the subscription
+-- entry points (only the gate calls them): nobody.
 SELECT function_privs_are('eventstore', f.name, f.args, r.role, ARRAY[]::name[])
-  FROM (VALUES (1, 'subscription_row'::name, ARRAY['text', 'boolean', 'boolean', 'text']::name[]),
-			   (2, 'group_member_check', ARRAY['text', 'text'])) f(n, name, args)
+  FROM (VALUES (1, 'subscription_row'::name,
+				ARRAY['text', 'boolean', 'boolean', 'text', 'regrole']::name[]),
+			   (2, 'group_member_check', ARRAY['text', 'text']),
+			   (3, 'subscription_authorize', ARRAY['text', 'regrole', 'regrole'])) f(n, name, args)
  CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
 					(3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
  ORDER BY f.n, r.n;
+
+SELECT is_empty(
+	$$SELECT p.oid::regprocedure, a.grantee::regrole
+		FROM pg_catalog.pg_proc p,
+			 LATERAL pg_catalog.aclexplode(p.proacl) a
+	   WHERE p.pronamespace = 'eventstore'::regnamespace
+		 AND p.proname ~ '_internal$'
+		 AND a.grantee <> p.proowner$$,
+	'no role but the owner may execute the internal functions behind the gate');
+SELECT is(
+	(SELECT count(*)::int FROM pg_catalog.pg_proc p
+	  WHERE p.pronamespace = 'eventstore'::regnamespace AND p.proname ~ '_internal$'
+		AND p.proacl IS NOT NULL),
+	9,
+	'the 9 internal functions have their default privileges revoked from PUBLIC');
 
 -- Trigger functions: nobody.
 SELECT function_privs_are('eventstore', f.name, ARRAY[]::name[], r.role, ARRAY[]::name[])

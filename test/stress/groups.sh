@@ -17,17 +17,19 @@
 # A controller kills a member at regular intervals, alternately with
 # kill -9 of its psql and with pg_terminate_backend() of its backend, and
 # starts a new one in its place; twice it makes a member stall for longer
-# than its lease inside its processing transaction (its partitions are then
-# taken over and its acknowledgement must be refused), and once it adds a
-# member.  A sampler checks, many times a second in one snapshot, that no
+# than its lease inside its processing transaction (its acknowledgement must
+# then be refused), the second time after a heartbeat inside that
+# transaction, and once it adds a member.  A sampler checks, many times a second in one snapshot, that no
 # two members whose last join's lease has not run out believe they hold the
 # same partition, and that every member's last join result is what
 # subscription_partitions assigns to it.  When the writers are done and the
 # group has caught up with the head, the members leave and the script
 # checks the read model: every committed event processed, nothing else,
 # nothing twice, each stream in stream order; each event by a member that
-# held its partition, within its lease; and over the whole run no two
-# members' beliefs overlapped in time on a partition.  It prints TAP-like
+# held its partition, within its lease; over the whole run no two
+# members' beliefs overlapped in time on a partition; and no sample found a
+# member waiting for another transaction's row lock (a stalled member,
+# even one that heartbeated inside its open transaction, stalls nobody).  It prints TAP-like
 # "ok - " / "not ok - " lines and one line of figures; exit status 1 on
 # any failure.
 #
@@ -135,9 +137,11 @@ CREATE TABLE processed (
 	processed_at	timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 
--- Stalls the controller asked for, and when the member started stalling.
+-- Stalls the controller asked for, whether the member heartbeats inside its
+-- processing transaction before it stalls, and when it started stalling.
 CREATE TABLE group_stalls (
 	member			text PRIMARY KEY,
+	heartbeat		boolean NOT NULL,
 	started_at		timestamptz
 );
 
@@ -170,6 +174,7 @@ DECLARE
 	v_parts		integer[];
 	v_lease		timestamptz;
 	v_stall		boolean := false;
+	v_stall_join boolean;
 	v_stage		text;
 	v_n			bigint;
 	v_last		bigint;
@@ -190,7 +195,8 @@ BEGIN
 			INSERT INTO group_beliefs (member, parts, joined_at, lease_until)
 			VALUES (p_name, v_parts, clock_timestamp(), v_lease);
 			UPDATE group_stalls s SET started_at = clock_timestamp()
-			 WHERE s.member = p_name AND s.started_at IS NULL;
+			 WHERE s.member = p_name AND s.started_at IS NULL
+			RETURNING s.heartbeat INTO v_stall_join;
 			v_stall := FOUND;
 			COMMIT;
 			v_next_join := clock_timestamp() + p_heartbeat;
@@ -213,6 +219,11 @@ BEGIN
 					RETURNING insert_order)
 				SELECT count(*), max(w.insert_order) INTO v_n, v_last FROM w;
 				IF v_stall THEN
+					-- a heartbeat inside the transaction (rolled back with
+					-- it, so not a belief), then the stall
+					IF v_stall_join THEN
+						PERFORM eventstore.group_join('stress', p_name, p_lease);
+					END IF;
 					PERFORM pg_sleep(extract(epoch FROM p_lease) + 0.5);
 				END IF;
 				IF v_n > 0 OR v_stall THEN
@@ -307,8 +318,8 @@ $proc$;
  * members whose last join's lease has not run out and the partitions they
  * believe they hold (held and distinct_held differ when two believe they
  * hold the same one); the members whose last join result is not what
- * subscription_partitions assigns to them; members waiting on another
- * transaction.
+ * subscription_partitions assigns to them; members waiting for another
+ * transaction's row lock.
  */
 CREATE PROCEDURE group_sampler(p_every float8)
 LANGUAGE plpgsql AS $proc$
@@ -333,7 +344,7 @@ BEGIN
 							  ORDER BY 1)),
 			   (SELECT count(*) FROM pg_stat_activity a
 				 WHERE a.datname = current_database() AND a.application_name LIKE 'gm-%'
-				   AND a.wait_event_type = 'Lock' AND a.wait_event = 'transactionid')
+				   AND a.wait_event_type = 'Lock' AND a.wait_event IN ('transactionid', 'tuple'))
 		  FROM t;
 		COMMIT;
 		PERFORM pg_sleep(p_every);
@@ -392,10 +403,12 @@ kill_member() {
 	MEMBER_FATE[$name]=$how
 }
 
+# stall_member NAME HEARTBEAT: HEARTBEAT true makes it heartbeat inside its
+# processing transaction before it stalls.
 stall_member() {
-	local name=$1
+	local name=$1 heartbeat=$2
 	STALLED+=("$name")
-	psql_db -c "INSERT INTO group_stalls (member) VALUES ('$name')" >/dev/null
+	psql_db -c "INSERT INTO group_stalls (member, heartbeat) VALUES ('$name', $heartbeat)" >/dev/null
 }
 
 # --- Run -----------------------------------------------------------------------
@@ -414,8 +427,9 @@ SAMPLER_PID=$!
 PGBENCH_PID=$!
 
 # The controller: a kill (alternately kill -9 and pg_terminate_backend) and
-# a new member at every tick; a stall at the second and the sixth; one
-# more member at the fourth.
+# a new member at every tick; a stall at the second and, after a heartbeat
+# inside the processing transaction, at the sixth; one more member at the
+# fourth.
 killed_signal=0
 killed_terminate=0
 ticks=$(awk "BEGIN { print int($DURATION / $KILL_EVERY) - 1 }")
@@ -432,7 +446,7 @@ for ((tick = 1; tick <= ticks; tick++)); do
 		start_member
 	fi
 	if ((tick == 2 || tick == 6)) && victim=$(pick_member); then
-		stall_member "$victim"
+		stall_member "$victim" "$([ "$tick" -eq 6 ] && echo true || echo false)"
 	fi
 	if ((tick == 4)); then
 		start_member
@@ -584,10 +598,18 @@ read -r stalls stall_refusals <<<"$(psql_db -F ' ' -c "
 check "a member that stalled past its lease had its acknowledgement refused ($stall_refusals of $stalls stalls)" \
 	[ "$((stalls > 0 && stall_refusals == stalls))" -eq 1 ]
 
+read -r heartbeat_stalls waiting_samples <<<"$(psql_db -F ' ' -c "
+	SELECT (SELECT count(*) FROM group_stalls WHERE started_at IS NOT NULL AND heartbeat),
+	       (SELECT count(*) FROM group_samples WHERE lock_waits > 0)")"
+check "a member stalled after a heartbeat inside its processing transaction ($heartbeat_stalls)" \
+	[ "$heartbeat_stalls" -ge 1 ]
+check "no sample found a member waiting for another transaction's row lock ($waiting_samples)" \
+	[ "$waiting_samples" -eq 0 ]
+
 transactions=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' \
 	"$WORK/pgbench.out")
 transactions=${transactions:-0}
-read -r events processed duplicates skips disorders joins rebalances refusals lock_waits <<<"$(psql_db -F ' ' -c "
+read -r events processed duplicates skips disorders joins rebalances refusals <<<"$(psql_db -F ' ' -c "
 	SELECT (SELECT count(*) FROM eventstore.events),
 	       (SELECT count(*) FROM processed),
 	       (SELECT count(*) - count(DISTINCT insert_order) FROM processed),
@@ -599,14 +621,13 @@ read -r events processed duplicates skips disorders joins rebalances refusals lo
 	       (SELECT count(*) FROM group_beliefs),
 	       (SELECT count(*) FROM (SELECT b.parts, lag(b.parts) OVER (PARTITION BY b.member ORDER BY b.id) AS prev
 	                                FROM group_beliefs b) r WHERE r.parts <> r.prev),
-	       (SELECT count(*) FROM group_refusals),
-	       (SELECT count(*) FROM group_samples WHERE lock_waits > 0)")"
+	       (SELECT count(*) FROM group_refusals)")"
 
 echo "# consumer: $MODE, writers: $WRITERS, transactions: $transactions, events committed: $events," \
 	"processed: $processed, duplicates: $duplicates, skipped: $skips, out of order: $disorders;" \
 	"members started: $NEXT_MEMBER, killed: $((killed_signal + killed_terminate)), stalled: $stalls;" \
 	"joins: $joins, rebalances: $rebalances, handovers: $handovers, ES004 refusals: $refusals," \
-	"samples: $samples (with a member waiting on a lock: $lock_waits);" \
+	"samples: $samples (with a member waiting on a lock: $waiting_samples);" \
 	"caught up after $drained s, seconds: $elapsed"
 
 exit "$FAILED"
