@@ -69,7 +69,7 @@ EsGucInit(void)
 							"Buckets 0..1023 are split into this many equal ranges.",
 							&es_partitions,
 							8, 1, ES_BUCKETS,
-							PGC_USERSET,
+							PGC_SUSET,
 							0,
 							check_partitions, NULL, NULL);
 

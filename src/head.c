@@ -25,8 +25,8 @@
  * head as of now, lowered below the lowest position of every ring entry
  * whose xid the snapshot still sees as running.  The ring has a fixed size;
  * an entry dropped from it is harmless to snapshots whose xmin is above its
- * xid, and a snapshot older than that gets a serialization failure instead
- * of a head that might skip.  The result is cached for the rest of the
+ * xid; a snapshot older than that gets the head of the newest tick it sees
+ * instead (lower, but it never skips: see below).  The result is cached for the rest of the
  * transaction, so only the first call of a transaction depends on the ring.
  *
  * On a hot standby there are no appenders to watch: the head is the head of
@@ -170,13 +170,14 @@ EsHead(void)
 			break;
 	}
 
+	/*
+	 * The ring has forgotten commits the snapshot might not see: fall back
+	 * to the newest tick the snapshot sees.  Its head is lower, but every
+	 * event at or below it committed before the tick did, so the snapshot
+	 * sees them all.
+	 */
 	if (!known)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not determine the head of the event feed for this snapshot"),
-				 errdetail("More than %d appending transactions committed since the oldest transaction that was running when the snapshot was taken.",
-						   EsRingSize()),
-				 errhint("Retry the transaction once long-running transactions have ended, read in READ COMMITTED, or raise eventstore.commit_history.")));
+		head = EsLastTick();
 
 	if (snapshot != NULL)
 	{
@@ -271,8 +272,9 @@ EsHeadInit(void)
  * open transactions of this database that appended.  In REPEATABLE READ and
  * SERIALIZABLE it is the head of the transaction's snapshot, fixed for the
  * transaction; on a hot standby, the head of the newest tick replayed.
- * Errors: not preloaded (55000), a snapshot older than
- * eventstore.commit_history commits (40001).  A query that reads
+ * Errors: not preloaded (55000).  A snapshot older than
+ * eventstore.commit_history appending commits gets the head of the newest
+ * tick it sees.  A query that reads
  * eventstore.events directly with head() in its own WHERE clause is not
  * protected: its snapshot predates the call.
  */

@@ -5,7 +5,7 @@
  *
  * eventstore.read_all computes the head first and only then runs its query,
  * so in READ COMMITTED the query's snapshot is taken after the head and
- * sees every committed event at or below it (see position.c).  In
+ * sees every committed event at or below it (see head.c).  In
  * REPEATABLE READ and SERIALIZABLE the head is that of the transaction
  * snapshot, so the same holds for the transaction's reads.
  *

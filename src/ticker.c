@@ -106,11 +106,14 @@ static SPIPlanPtr excess_plan = NULL;
 
 /*
  * Settings the ticker depends on, whatever ALTER DATABASE or ALTER ROLE
- * says: a search_path that finds only the catalog, read-write READ
+ * says: its own identity (a database's "role" setting would make it tick as
+ * another role), a search_path that finds only the catalog, read-write READ
  * COMMITTED transactions (EsHead needs a fresh snapshot after the head), no
- * timeouts that would kill a tick, asynchronous commits.
+ * timeouts that would kill a tick, errors that stay errors, asynchronous
+ * commits.
  */
 static const char *const es_ticker_settings[][2] = {
+	{"role", "none"},
 	{"search_path", "pg_catalog, pg_temp"},
 	{"default_transaction_isolation", "read committed"},
 	{"default_transaction_read_only", "off"},
@@ -119,6 +122,7 @@ static const char *const es_ticker_settings[][2] = {
 	{"lock_timeout", "0"},
 	{"idle_in_transaction_session_timeout", "0"},
 	{"session_replication_role", "origin"},
+	{"exit_on_error", "off"},
 	{"synchronous_commit", "off"},
 };
 
@@ -364,6 +368,10 @@ eventstore_ticker_main(Datum main_arg)
 	es_ticker_set_gucs();
 
 	StartTransactionCommand();
+	if (!superuser())
+		ereport(FATAL,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("eventstore ticker must run as a superuser")));
 	{
 		char	   *name = get_database_name(MyDatabaseId);
 

@@ -23,9 +23,10 @@
 #
 # Supervision: a ticker terminated with pg_terminate_backend is back within
 # seconds, without any append; with the database's defaults set to
-# read-only, REPEATABLE READ transactions and a 1 ms statement_timeout
-# (sessions of the test override them), the restarted ticker still records
-# ticks that reach the head.
+# read-only, REPEATABLE READ transactions, a 1 ms statement_timeout, role
+# set to a role with no privileges and exit_on_error on (sessions of the
+# test override them), the restarted ticker still records ticks that reach
+# the head, as the superuser it is.
 #
 # Idle: with nothing appended, a database's ticker runs no transactions
 # (its state_change in pg_stat_activity stays put for six seconds).
@@ -218,10 +219,13 @@ $node->safe_psql('postgres', q{
 	ALTER DATABASE es SET default_transaction_isolation = 'repeatable read';
 	ALTER DATABASE es SET statement_timeout = '1ms';
 	ALTER DATABASE es SET lock_timeout = '1ms';
+	ALTER DATABASE es SET role = 'plain';
+	ALTER DATABASE es SET exit_on_error = on;
 });
 {
 	local $ENV{PGOPTIONS} = '-c default_transaction_read_only=off '
-	  . '-c default_transaction_isolation=read\ committed -c statement_timeout=0 -c lock_timeout=0';
+	  . '-c default_transaction_isolation=read\ committed -c statement_timeout=0 -c lock_timeout=0 '
+	  . '-c role=none -c exit_on_error=off';
 	$node->safe_psql('postgres', "SELECT pg_terminate_backend($es_restarted)");
 	my $hostile = wait_for_ticker('es', 10, $es_restarted);
 	ok($hostile, "es: a ticker ($hostile) starts under hostile defaults");
@@ -292,6 +296,39 @@ $locker->query_safe('COMMIT');
 $locker->quit;
 $warm->quit;
 $first_use->quit;
+
+# --- A snapshot older than the ring of recent commits ---------------------------
+
+# With commit_history = 64, a transaction of another database holds an xid
+# while 100 appends commit: a REPEATABLE READ reader's snapshot is older than
+# the ring remembers.  Its head is the newest tick it sees: no error, and
+# every event at or below it is there for the snapshot.
+$node->append_conf('postgresql.conf', 'eventstore.commit_history = 64');
+$node->restart;
+my $holder = $node->background_psql('postgres');
+$holder->query_safe('BEGIN');
+$holder->query_safe('SELECT pg_current_xact_id()');
+for my $i (1 .. 100)
+{
+	append('es', "ring-$i");
+}
+ok(tick_reaches('es', $node->safe_psql('es', 'SELECT pg_catalog.max(insert_order) FROM eventstore.events'), 10),
+	'ring: the ticks reach the last append');
+my $rr = $node->background_psql('es');
+$rr->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+# (query_safe dies on an error, as head() raised 40001 here before)
+my $rr_head = $rr->query_safe('SELECT eventstore.head()');
+like($rr_head, qr/^\d+$/, "ring: a REPEATABLE READ snapshot older than the ring gets a head ($rr_head)");
+is( $rr->query_safe(qq{
+		SELECT (SELECT count(*) FROM eventstore.read_all(0, 1000000))
+			 = (SELECT count(*) FROM eventstore.events WHERE insert_order <= $rr_head)}),
+	't',
+	'ring: read_all in that snapshot returns every event at or below its head');
+cmp_ok($rr_head, '>', 0, 'ring: ... which is above 0');
+$rr->query_safe('COMMIT');
+$rr->quit;
+$holder->query_safe('COMMIT');
+$holder->quit;
 
 # --- Worker slot shortage -----------------------------------------------------------
 
