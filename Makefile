@@ -15,6 +15,7 @@ OBJS = \
 	src/head.o \
 	src/ticker.o \
 	src/utility.o \
+	src/event.o \
 	src/append.o \
 	src/read.o \
 	src/guard.o \

@@ -10,7 +10,7 @@
  *
  * Files import only downward, in this order: guc, hash, spi, shmem,
  * launcher, position, head, ticker, utility, and above them the SQL
- * functions (guard, append, read, gate).
+ * functions (guard, event, append, read, gate).
  *
  * src/eventstore.h
  *
