@@ -323,12 +323,19 @@ es_probe_databases(void)
 	CommitTransactionCommand();
 }
 
-/* Whether a database exists and a worker may connect to it. */
-static bool
-es_database_usable(Oid dboid)
+/* What the catalog says of a database a ticker is to start in. */
+typedef enum EsDatabaseState
+{
+	ES_DB_USABLE,				/* a worker may connect to it */
+	ES_DB_CLOSED,				/* exists, but takes no connections or is a template */
+	ES_DB_GONE					/* dropped */
+} EsDatabaseState;
+
+static EsDatabaseState
+es_database_state(Oid dboid)
 {
 	HeapTuple	tup;
-	bool		usable = false;
+	EsDatabaseState state = ES_DB_GONE;
 
 	StartTransactionCommand();
 	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
@@ -336,11 +343,12 @@ es_database_usable(Oid dboid)
 	{
 		Form_pg_database form = (Form_pg_database) GETSTRUCT(tup);
 
-		usable = form->datallowconn && !form->datistemplate;
+		state = form->datallowconn && !form->datistemplate ?
+			ES_DB_USABLE : ES_DB_CLOSED;
 		ReleaseSysCache(tup);
 	}
 	CommitTransactionCommand();
-	return usable;
+	return state;
 }
 
 static long
@@ -472,11 +480,20 @@ es_launcher_round(void)
 			nap = Min(nap, TimestampDifferenceMilliseconds(now, run->not_before));
 			continue;
 		}
-		if (!es_database_usable(run->dboid))
+		switch (es_database_state(run->dboid))
 		{
-			EsForgetDatabase(run->dboid);
-			run->probe = false;
-			continue;
+			case ES_DB_USABLE:
+				break;
+			case ES_DB_GONE:
+				/* no backend can be connected to it: the entry is free */
+				EsForgetDatabase(run->dboid);
+				run->probe = false;
+				continue;
+			case ES_DB_CLOSED:
+				/* its backends may still use the entry: look again later */
+				run->probe = false;
+				run->not_before = TimestampTzPlusMilliseconds(now, ES_LAUNCHER_NAP_MS);
+				continue;
 		}
 		if (es_register_ticker(run))
 		{

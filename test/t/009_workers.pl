@@ -238,6 +238,32 @@ $node->safe_psql('postgres', q{
 }
 $node->safe_psql('postgres', 'ALTER DATABASE es RESET ALL');
 
+# A database that stops taking connections keeps its entry: a backend
+# still connected to it goes on appending with the head where it was, and
+# the launcher starts a ticker again once connections are allowed.
+$node->safe_psql('postgres', 'CREATE DATABASE closing');
+$node->safe_psql('closing', 'CREATE EXTENSION eventstore');
+my $inside = $node->background_psql('closing');
+my $closing_head = $inside->query_safe(q{
+	SELECT pg_catalog.max(insert_order) FROM eventstore.append('inside',
+		ARRAY[eventstore.event('Happened', '{}')])});
+my $closing_ticker = wait_for_ticker('closing', 30);
+ok($closing_ticker, "closing: a ticker runs ($closing_ticker)");
+$node->safe_psql('postgres', qq{
+	ALTER DATABASE closing ALLOW_CONNECTIONS false;
+	SELECT pg_terminate_backend($closing_ticker);});
+sleep(3);
+is(ticker_pid('closing'), '', 'closing: no ticker while it takes no connections');
+cmp_ok($inside->query_safe('SELECT eventstore.head()'), '>=', $closing_head,
+	'closing: the head of a backend still connected did not go back');
+my $closing_pos = $inside->query_safe(q{
+	SELECT pg_catalog.max(insert_order) FROM eventstore.append('inside',
+		ARRAY[eventstore.event('Happened', '{}')])});
+cmp_ok($closing_pos, '>', $closing_head, 'closing: ... and its appends go on above it');
+$node->safe_psql('postgres', 'ALTER DATABASE closing ALLOW_CONNECTIONS true');
+ok(wait_for_ticker('closing', 20), 'closing: a ticker is back once connections are allowed');
+$inside->quit;
+
 # --- Idle databases cost no transactions ------------------------------------------
 
 # A tick reports itself in pg_stat_activity (state active, then idle), so
