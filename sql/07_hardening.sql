@@ -65,6 +65,17 @@ SELECT eventstore.head() + 5000, i, now(), pg_current_xact_id(),
 SELECT count(*) FROM eventstore.events WHERE stream_id IN ('twin', 'far', 'zero', 'pair');
 SELECT insert_order > :taken AS appends_go_on
   FROM eventstore.append('direct-twin', ARRAY[eventstore.event('B', '{}')]);
+-- a direct load that rolls back does not leave the allocator above its rows
+BEGIN;
+INSERT INTO eventstore.events (insert_order, stream_order, recorded_at,
+		writer_xid, bucket, schema_version, event_id, stream_id, event_type,
+		partition_key, data)
+VALUES (9223372036854000000, 1, now(), pg_current_xact_id(),
+		eventstore.bucket_of('far-back'), 1, gen_random_uuid(), 'far-back',
+		'Inserted', 'far-back', '{}');
+ROLLBACK;
+SELECT insert_order < 1000 AS allocator_kept
+  FROM eventstore.append('direct-twin', ARRAY[eventstore.event('C', '{}')]);
 
 -- With nothing in flight, a row written directly below the allocator, at
 -- a position no event holds, is accepted (the refusal while appends are in

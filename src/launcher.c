@@ -19,11 +19,12 @@
  * the launcher logs a warning (53000) and tries again with the backoff.
  *
  * The ticker state of an entry (ticker_pid, ticker_latch, ticker_wanted,
- * ticker_stop) is read and written under the entry's lock; latches are set
+ * ticker_stops) is read and written under the entry's lock; latches are set
  * after the lock is released.  A command that needs a database to itself
- * (see utility.c) sets ticker_stop, which makes the ticker exit and keeps
- * the launcher from starting another until the command has finished
- * (EsResumeTicker) or the database is gone (EsForgetDatabase).
+ * (see utility.c) counts itself in ticker_stops, which makes the ticker exit
+ * and keeps the launcher from starting another until every such command
+ * has finished, failed or died (EsResumeTicker), or the database is gone
+ * (EsForgetDatabase).
  *
  * src/launcher.c
  *
@@ -121,7 +122,7 @@ EsTickerAttach(EsDatabase *db)
 	bool		attached = false;
 
 	LWLockAcquire(db->lock, LW_EXCLUSIVE);
-	if (db->ticker_pid == 0 && !db->ticker_stop)
+	if (db->ticker_pid == 0 && db->ticker_stops == 0)
 	{
 		db->ticker_pid = MyProcPid;
 		db->ticker_latch = MyLatch;
@@ -160,7 +161,7 @@ EsTickerStopRequested(EsDatabase *db)
 	bool		stop;
 
 	LWLockAcquire(db->lock, LW_SHARED);
-	stop = db->ticker_stop;
+	stop = db->ticker_stops > 0;
 	LWLockRelease(db->lock);
 	return stop;
 }
@@ -211,34 +212,52 @@ EsTickerRecheck(Oid dboid)
 
 /*
  * EsStopTicker
- *		Ask the ticker of a database to exit, keep the launcher from starting
- *		another, and wait up to five seconds for it to go.  Returns whether a
- *		stop was recorded (then EsResumeTicker or EsForgetDatabase must
- *		follow).  Commands such as DROP DATABASE refuse to run while a worker
- *		is connected to the database.
+ *		Ask the ticker of a database to exit and keep the launcher from
+ *		starting another.  Returns whether the stop was recorded; then
+ *		exactly one EsResumeTicker or EsForgetDatabase must follow, also
+ *		when the command fails or its backend exits.
  */
 bool
 EsStopTicker(Oid dboid)
 {
 	EsDatabase *db = EsFindDatabase(dboid);
+	bool		recorded = false;
+	Latch	   *latch = NULL;
 
 	if (db == NULL)
 		return false;
+	LWLockAcquire(db->lock, LW_EXCLUSIVE);
+	if (db->dboid == dboid)
+	{
+		db->ticker_stops++;
+		latch = db->ticker_latch;
+		recorded = true;
+	}
+	LWLockRelease(db->lock);
+	if (latch != NULL)
+		SetLatch(latch);
+	return recorded;
+}
 
-	for (int waited = 0; waited <= ES_STOP_WAIT_MS; waited += 10)
+/*
+ * EsAwaitTickerExit
+ *		Wait up to five seconds for a stopped database's ticker to go:
+ *		commands such as DROP DATABASE refuse to run while a worker is
+ *		connected to the database.
+ */
+void
+EsAwaitTickerExit(Oid dboid)
+{
+	EsDatabase *db = EsFindDatabase(dboid);
+
+	for (int waited = 0; db != NULL && waited <= ES_STOP_WAIT_MS; waited += 10)
 	{
 		Latch	   *latch;
 		int			pid;
 
-		LWLockAcquire(db->lock, LW_EXCLUSIVE);
-		if (db->dboid != dboid)
-		{
-			LWLockRelease(db->lock);
-			return false;
-		}
-		db->ticker_stop = true;
+		LWLockAcquire(db->lock, LW_SHARED);
 		latch = db->ticker_latch;
-		pid = db->ticker_pid;
+		pid = db->dboid == dboid ? db->ticker_pid : 0;
 		LWLockRelease(db->lock);
 		if (pid == 0)
 			break;
@@ -247,12 +266,12 @@ EsStopTicker(Oid dboid)
 		CHECK_FOR_INTERRUPTS();
 		pg_usleep(10000L);
 	}
-	return true;
 }
 
 /*
  * EsResumeTicker
- *		Undo EsStopTicker: the database wants its ticker back, at once.
+ *		Undo one EsStopTicker: once no command needs the database alone any
+ *		more, it wants its ticker back, at once.
  */
 void
 EsResumeTicker(Oid dboid)
@@ -264,7 +283,8 @@ EsResumeTicker(Oid dboid)
 	LWLockAcquire(db->lock, LW_EXCLUSIVE);
 	if (db->dboid == dboid)
 	{
-		db->ticker_stop = false;
+		if (db->ticker_stops > 0)
+			db->ticker_stops--;
 		db->ticker_wanted = true;
 	}
 	LWLockRelease(db->lock);
@@ -401,7 +421,7 @@ es_entry_state(Oid dboid, bool *wanted, bool *attached)
 	LWLockAcquire(db->lock, LW_SHARED);
 	if (db->dboid == dboid)
 	{
-		*wanted = db->ticker_wanted && !db->ticker_stop;
+		*wanted = db->ticker_wanted && db->ticker_stops == 0;
 		*attached = db->ticker_pid != 0;
 		found = true;
 	}
@@ -450,7 +470,7 @@ es_launcher_round(void)
 		LWLockAcquire(db->lock, LW_SHARED);
 		dboid = db->dboid;
 		missing = OidIsValid(dboid) && db->ticker_wanted &&
-			!db->ticker_stop && db->ticker_pid == 0;
+			db->ticker_stops == 0 && db->ticker_pid == 0;
 		LWLockRelease(db->lock);
 		if (missing)
 			(void) es_run_for(dboid, true);

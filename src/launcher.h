@@ -28,6 +28,7 @@ extern void EsTickerRecheck(Oid dboid);
 
 /* for commands that need a database to themselves */
 extern bool EsStopTicker(Oid dboid);
+extern void EsAwaitTickerExit(Oid dboid);
 extern void EsResumeTicker(Oid dboid);
 
 #endif							/* ES_LAUNCHER_H */

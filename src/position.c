@@ -96,6 +96,16 @@ static bool xact_holds_positions = false;
 static bool xact_appended = false;
 static bool exit_callback_registered = false;
 
+/*
+ * What this transaction's adoptions moved the allocator from and to: if it
+ * aborts and nothing was allocated since, the move is undone, so that a
+ * rolled-back load cannot burn the positions up to its rows for good.
+ */
+static bool adopt_moved = false;
+static int64 adopt_prev_next = 0;
+static int64 adopt_prev_reserved_end = 0;
+static int64 adopt_moved_to = 0;
+
 PG_FUNCTION_INFO_V1(eventstore_adopt_positions);
 
 static void es_release_slot(bool committed);
@@ -435,8 +445,15 @@ es_adopt(int64 lowest, int64 highest)
 		es_hold_positions(db, db->next, xid, xact_start);
 		if (highest >= db->next)
 		{
+			if (!adopt_moved)
+			{
+				adopt_prev_next = db->next;
+				adopt_prev_reserved_end = db->reserved_end;
+				adopt_moved = true;
+			}
 			db->next = highest + 1;
 			db->reserved_end = db->next - 1;
+			adopt_moved_to = db->next;
 		}
 	}
 	LWLockRelease(db->lock);
@@ -467,6 +484,7 @@ Datum
 eventstore_adopt_positions(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	SPIPlanPtr	plan;
 	int64		lowest;
 	int64		highest;
 	bool		isnull;
@@ -502,13 +520,27 @@ eventstore_adopt_positions(PG_FUNCTION_ARGS)
 						(long long) (lowest < 1 ? lowest : highest)),
 				 errdetail("Positions run from 1 to %lld.", (long long) ES_MAX_POSITION)));
 
-	/* not read-only: a new command id, so that the statement's rows count */
-	rc = SPI_execute("SELECT e.insert_order FROM eventstore.events e "
-					 "WHERE e.insert_order OPERATOR(pg_catalog.=) ANY "
-					 "(SELECT a.insert_order FROM adopted a) "
-					 "GROUP BY e.insert_order "
-					 "HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1 LIMIT 1",
-					 false, 1);
+	/*
+	 * Hold the head and move the allocator first, refusing rows below it
+	 * while appends are in flight: afterwards no appender can take one of
+	 * these positions, and every one that took a position before has
+	 * committed or aborted.  So the check for positions stored twice reads
+	 * with a snapshot taken now (the transaction's own one may be older, in
+	 * REPEATABLE READ), which sees every such commit, and, with a new
+	 * command id, the statement's own rows.
+	 */
+	es_adopt(lowest, highest);
+	plan = SPI_prepare("SELECT e.insert_order FROM eventstore.events e "
+					   "WHERE e.insert_order OPERATOR(pg_catalog.=) ANY "
+					   "(SELECT a.insert_order FROM adopted a) "
+					   "GROUP BY e.insert_order "
+					   "HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 1 LIMIT 1",
+					   0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	CommandCounterIncrement();
+	rc = SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(),
+							  InvalidSnapshot, false, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "checking the new rows failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed > 0)
@@ -520,8 +552,6 @@ eventstore_adopt_positions(PG_FUNCTION_ARGS)
 																1, &isnull))),
 				 errdetail("Every event of the log has a position of its own.")));
 	SPI_finish();
-
-	es_adopt(lowest, highest);
 	return PointerGetDatum(NULL);
 }
 
@@ -557,6 +587,12 @@ es_release_slot(bool committed)
 		}
 		slot->lowest = 0;
 		db->releases++;
+		if (adopt_moved && !committed && db->next == adopt_moved_to &&
+			db->reserved_end == adopt_moved_to - 1)
+		{
+			db->next = adopt_prev_next;
+			db->reserved_end = adopt_prev_reserved_end;
+		}
 		latch = EsTickerLatchLocked(db);
 		released = true;
 	}
@@ -589,6 +625,7 @@ es_xact_callback(XactEvent event, void *arg)
 								event == XACT_EVENT_PARALLEL_COMMIT);
 			xact_holds_positions = false;
 			xact_appended = false;
+			adopt_moved = false;
 			break;
 		default:
 			break;

@@ -195,7 +195,7 @@ es_reset_entry(EsDatabase *db, Oid dboid)
 	db->ticker_pid = 0;
 	db->ticker_latch = NULL;
 	db->ticker_wanted = OidIsValid(dboid);
-	db->ticker_stop = false;
+	db->ticker_stops = 0;
 	db->ticker_recheck = false;
 	memset(db->slots, 0, es_shared->nslots * sizeof(EsSlot));
 }

@@ -59,7 +59,7 @@ typedef struct EsDatabase
 	int			ticker_pid;		/* 0 when none is attached */
 	Latch	   *ticker_latch;
 	bool		ticker_wanted;	/* the database needs a ticker */
-	bool		ticker_stop;	/* a command needs the database alone */
+	int			ticker_stops;	/* commands that need the database alone */
 	bool		ticker_recheck; /* look at the catalog, even if idle */
 
 	EsSlot	   *slots;			/* EsSlotCount() entries, one per backend */

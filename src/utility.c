@@ -13,9 +13,10 @@
  * current one, that the command is not in a transaction block where it must
  * not be, that the role owns the database (or may copy it, or create
  * databases, as the command requires).  A role that could not run the
- * command leaves the ticker alone.  When the command fails anyway, the
- * ticker is asked back at once; when it succeeds, too, unless the database
- * is gone, whose entry is then freed.
+ * command leaves the ticker alone.  When the command fails anyway, or its
+ * backend exits in the middle of it (terminated while DROP DATABASE waits
+ * for other sessions, say), the ticker is asked back at once; when it
+ * succeeds, too, unless the database is gone, whose entry is then freed.
  *
  * DROP EXTENSION eventstore leaves the database's ticker without a log; an
  * idle ticker looks at the catalog only when something happens, so when a
@@ -35,6 +36,7 @@
 #include "commands/defrem.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "storage/ipc.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/syscache.h"
@@ -185,6 +187,22 @@ es_utility_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/*
+ * Undo a recorded stop when the command fails (PG_CATCH) or its backend
+ * exits in the middle of it (an exit callback, registered before the first
+ * stop): a terminated DROP DATABASE must not leave the ticker stopped.
+ */
+static Oid	stopped_dboid = InvalidOid;
+static bool exit_callback_registered = false;
+
+static void
+es_resume_stopped(int code, Datum arg)
+{
+	if (OidIsValid(stopped_dboid))
+		EsResumeTicker(stopped_dboid);
+	stopped_dboid = InvalidOid;
+}
+
 static void
 es_process_utility(PlannedStmt *pstmt, const char *queryString,
 				   bool readOnlyTree, ProcessUtilityContext context,
@@ -193,16 +211,23 @@ es_process_utility(PlannedStmt *pstmt, const char *queryString,
 {
 	EsExclusiveUse use;
 	volatile Oid dboid = InvalidOid;
-	volatile bool stopped = false;
 
 	if (es_exclusive_use(pstmt->utilityStmt, &use))
 		dboid = es_will_need_database(&use, context);
 
+	if (OidIsValid(dboid) && !exit_callback_registered)
+	{
+		before_shmem_exit(es_resume_stopped, (Datum) 0);
+		exit_callback_registered = true;
+	}
+
 	PG_TRY();
 	{
-		/* inside: a cancelled wait must not leave the ticker stopped */
-		if (OidIsValid(dboid))
-			stopped = EsStopTicker(dboid);
+		if (OidIsValid(dboid) && EsStopTicker(dboid))
+		{
+			stopped_dboid = dboid;
+			EsAwaitTickerExit(dboid);
+		}
 		if (prev_process_utility_hook)
 			prev_process_utility_hook(pstmt, queryString, readOnlyTree, context,
 									  params, queryEnv, dest, qc);
@@ -212,16 +237,16 @@ es_process_utility(PlannedStmt *pstmt, const char *queryString,
 	}
 	PG_CATCH();
 	{
-		if (OidIsValid(dboid))
-			EsResumeTicker(dboid);
+		es_resume_stopped(0, (Datum) 0);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 
 	if (es_drops_extension(pstmt->utilityStmt))
 		extension_dropped = true;
-	if (stopped)
+	if (OidIsValid(stopped_dboid))
 	{
+		stopped_dboid = InvalidOid;
 		if (use.drops)
 			EsForgetDatabase(dboid);
 		else

@@ -207,6 +207,24 @@ $blocker->quit;
 my $es_back = wait_for_ticker('es', 5, $es_ticker);
 ok($es_back, "es: a new ticker ($es_back) runs at once after the failed DROP, without an append");
 
+# A DROP DATABASE whose backend is terminated while it waits for the other
+# sessions to go: the ticker is back at once too.
+my $stay = $node->background_psql('es');
+$stay->query_safe('SELECT 1');
+my $dropper = $node->background_psql('postgres', on_error_stop => 0);
+my $dropper_pid = $dropper->query_safe('SELECT pg_backend_pid()');
+$dropper->query_until(qr/dropping/, q{
+\echo dropping
+DROP DATABASE es;
+});
+$node->poll_query_until('postgres', qq{
+	SELECT wait_event IS DISTINCT FROM 'ClientRead' FROM pg_stat_activity WHERE pid = $dropper_pid});
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($dropper_pid)");
+$dropper->{run}->finish;
+$stay->quit;
+$es_back = wait_for_ticker('es', 10, $es_back) || ticker_pid('es');
+ok($es_back, "es: a ticker ($es_back) runs after a DROP DATABASE terminated in the middle");
+
 # --- Supervision ---------------------------------------------------------------------
 
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($es_back)");
