@@ -333,17 +333,26 @@ BEGIN
 	IF name IS NULL THEN
 		RAISE EXCEPTION 'subscription must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF lock THEN
-		SELECT * INTO s FROM eventstore.subscriptions x WHERE x.name = subscription_row.name
-		   FOR NO KEY UPDATE;
-	ELSE
-		SELECT * INTO s FROM eventstore.subscriptions x WHERE x.name = subscription_row.name;
-	END IF;
+	/*
+	 * Authorize before locking, so that a caller who may not use the
+	 * subscription never waits for, nor holds, its row; then lock and check
+	 * the row again (it may have been dropped and created anew meanwhile).
+	 */
+	SELECT * INTO s FROM eventstore.subscriptions x WHERE x.name = subscription_row.name;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'subscription "%" does not exist', name
 			USING ERRCODE = 'undefined_object';
 	END IF;
 	PERFORM eventstore.subscription_authorize(s.name, s.owner, caller);
+	IF lock THEN
+		SELECT * INTO s FROM eventstore.subscriptions x WHERE x.name = subscription_row.name
+		   FOR NO KEY UPDATE;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'subscription "%" does not exist', name
+				USING ERRCODE = 'undefined_object';
+		END IF;
+		PERFORM eventstore.subscription_authorize(s.name, s.owner, caller);
+	END IF;
 	IF s.consumer_group AND NOT for_group THEN
 		RAISE EXCEPTION 'subscription "%" is consumed by a consumer group', name
 			USING ERRCODE = 'object_not_in_prerequisite_state',
