@@ -31,19 +31,18 @@ use strict;
 use warnings;
 
 use IPC::Run;
-use JSON::PP;
 use Time::HiRes qw(usleep time);
 
 use FindBin;
 use lib $FindBin::RealBin;
 use EsEnv;
+use EsFollow;
 
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
-my $json = JSON::PP->new->utf8;
 
 my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);
@@ -93,49 +92,6 @@ my $read_all_sql = q{
 	  FROM eventstore.read_all(0, 100000) WITH ORDINALITY AS r(insert_order, stream_id,
 			stream_order, event_id, event_type, schema_version, data, metadata,
 			recorded_at, partition_key, ord)};
-
-# Every stored event up to a position, in eventstore-follow's format.
-sub stored_events
-{
-	my ($node, $up_to) = @_;
-	return $json->decode(
-		$node->safe_psql('postgres', qq{
-		SELECT coalesce(json_agg(json_build_object(
-				'position', insert_order, 'stream_id', stream_id,
-				'stream_order', stream_order, 'event_id', event_id,
-				'event_type', event_type, 'schema_version', schema_version,
-				'partition_key', partition_key, 'recorded_at', recorded_at,
-				'data', data, 'metadata', metadata) ORDER BY insert_order), '[]')
-		  FROM eventstore.events WHERE insert_order <= $up_to}));
-}
-
-sub parse_lines
-{
-	my ($text) = @_;
-	return [ map { $json->decode($_) } split /\n/, $text ];
-}
-
-sub count_lines
-{
-	my ($text) = @_;
-	my $n = () = $text =~ /\n/g;
-	return $n;
-}
-
-# Pump a running follower until its stdout holds at least $want lines (or
-# the timeout passes, or it exits); returns the number of lines.
-sub wait_for_lines
-{
-	my ($h, $out, $want) = @_;
-	my $deadline = time() + $timeout;
-	while (1)
-	{
-		$h->pump_nb if $h->pumpable;
-		my $n = count_lines($$out);
-		return $n if $n >= $want || time() > $deadline || !$h->pumpable;
-		usleep(20_000);
-	}
-}
 
 # --- The standby -------------------------------------------------------------------
 
@@ -283,11 +239,8 @@ $rc = $standby->psql('postgres', 'LISTEN eventstore', stderr => \$err);
 isnt($rc, 0, 'standby: LISTEN eventstore is refused');
 like($err, qr/cannot execute LISTEN during recovery/, 'standby: because it is in recovery');
 
-my $pg_config = $ENV{PG_CONFIG} // 'pg_config';
-my $bindir = `$pg_config --bindir`;
-chomp $bindir;
-my $follow = "$bindir/eventstore-follow";
-ok(-x $follow, "eventstore-follow is installed in $bindir");
+my $follow = $EsFollow::follow;
+ok(-x $follow, "eventstore-follow is installed ($follow)");
 my $connstr = $standby->connstr('postgres');
 
 $standby_head = $standby->safe_psql('postgres', 'SELECT eventstore.head()');
@@ -295,8 +248,8 @@ IPC::Run::run([ $follow, '--batch', '10', '--exit-at-head', $connstr ],
 	'<', \undef, '>', \$out, '2>', \$err, IPC::Run::timeout($timeout));
 is($? >> 8, 0, 'eventstore-follow --exit-at-head against the standby: exits 0');
 is($err, '', 'eventstore-follow against the standby: nothing on stderr');
-my $printed = parse_lines($out);
-is_deeply($printed, stored_events($standby, $standby_head),
+my ($printed) = parse_output($out);
+is_deeply($printed, stored_events($standby, 0, $standby_head),
 	'eventstore-follow against the standby: exactly the standby\'s events up to its head');
 is( join(',', map { "$_->{position}:$_->{event_id}" } @$printed),
 	$primary->safe_psql('postgres', sprintf($events_up_to_sql, $standby_head)),
@@ -320,7 +273,7 @@ is(wait_for_lines($h, \$fout, $total), $total,
 $h->signal('TERM');
 $h->finish;
 is($h->result(0), 0, 'SIGTERM ends it with exit status 0');
-is_deeply(parse_lines($fout), stored_events($standby, $last),
+is_deeply((parse_output($fout))[0], stored_events($standby, 0, $last),
 	'the follower printed every event once, in insert_order');
 is($ferr, '', 'and nothing on stderr (no LISTEN was tried)');
 

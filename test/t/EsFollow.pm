@@ -134,12 +134,13 @@ sub parse_output
 	return (\@events, $bad);
 }
 
-# Every event stored on $node after a position, straight from
-# eventstore.events, in the follower's format.
+# Every event stored on $node after a position (and up to one, if given),
+# straight from eventstore.events, in the follower's format.
 sub stored_events
 {
-	my ($node, $after) = @_;
+	my ($node, $after, $up_to) = @_;
 	$after //= 0;
+	my $upper = defined $up_to ? "AND insert_order <= $up_to" : '';
 	return $json->decode(
 		$node->safe_psql('postgres', qq{
 		SELECT coalesce(json_agg(json_build_object(
@@ -148,7 +149,7 @@ sub stored_events
 				'event_type', event_type, 'schema_version', schema_version,
 				'partition_key', partition_key, 'recorded_at', recorded_at,
 				'data', data, 'metadata', metadata) ORDER BY insert_order), '[]')
-		  FROM eventstore.events WHERE insert_order > $after}));
+		  FROM eventstore.events WHERE insert_order > $after $upper}));
 }
 
 # Append $n events on $node to each of the streams "$prefix-0" ..
