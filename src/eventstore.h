@@ -8,8 +8,9 @@
  * share, and the check of the PostgreSQL version.  SQL-callable functions
  * are not declared: PG_FUNCTION_INFO_V1 does that.
  *
- * Files import only downward, in this order: guc, hash, spi, shmem,
- * launcher, position, head, ticker, utility, and above them the SQL
+ * Files import only downward, in this order: guc, spi, shmem, hash
+ * (bucket_of needs the preload check), launcher, position, head, ticker,
+ * utility, and above them the SQL
  * functions (guard, event, append, read, gate).
  *
  * src/eventstore.h

@@ -293,11 +293,13 @@ EsResumeTicker(Oid dboid)
 
 /* --- the launcher itself ---------------------------------------------- */
 
+/* What the launcher knows of a database, new if nothing yet. */
 static EsTickerRun *
-es_run_for(Oid dboid, bool create)
+es_run_for(Oid dboid)
 {
 	ListCell   *lc;
 	EsTickerRun *run;
+	MemoryContext old;
 
 	foreach(lc, es_runs)
 	{
@@ -305,11 +307,12 @@ es_run_for(Oid dboid, bool create)
 		if (run->dboid == dboid)
 			return run;
 	}
-	if (!create)
-		return NULL;
-	run = MemoryContextAllocZero(TopMemoryContext, sizeof(EsTickerRun));
+	/* kept across rounds and the transactions between them */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	run = palloc0(sizeof(EsTickerRun));
 	run->dboid = dboid;
 	es_runs = lappend(es_runs, run);
+	MemoryContextSwitchTo(old);
 	return run;
 }
 
@@ -320,7 +323,6 @@ es_probe_databases(void)
 	Relation	rel;
 	TableScanDesc scan;
 	HeapTuple	tup;
-	MemoryContext old;
 
 	StartTransactionCommand();
 	(void) GetTransactionSnapshot();
@@ -332,11 +334,7 @@ es_probe_databases(void)
 
 		/* a worker connected to a template would block CREATE DATABASE */
 		if (form->datallowconn && !form->datistemplate)
-		{
-			old = MemoryContextSwitchTo(TopMemoryContext);
-			es_run_for(form->oid, true)->probe = true;
-			MemoryContextSwitchTo(old);
-		}
+			es_run_for(form->oid)->probe = true;
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -387,6 +385,8 @@ static bool
 es_register_ticker(EsTickerRun *run)
 {
 	BackgroundWorker worker;
+	MemoryContext old;
+	bool		registered;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
@@ -401,7 +401,11 @@ es_register_ticker(EsTickerRun *run)
 	worker.bgw_main_arg = ObjectIdGetDatum(run->dboid);
 	worker.bgw_notify_pid = MyProcPid;
 
-	return RegisterDynamicBackgroundWorker(&worker, &run->handle);
+	/* the handle lives until the worker is seen to exit */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	registered = RegisterDynamicBackgroundWorker(&worker, &run->handle);
+	MemoryContextSwitchTo(old);
+	return registered;
 }
 
 /*
@@ -473,7 +477,7 @@ es_launcher_round(void)
 			db->ticker_stops == 0 && db->ticker_pid == 0;
 		LWLockRelease(db->lock);
 		if (missing)
-			(void) es_run_for(dboid, true);
+			(void) es_run_for(dboid);
 	}
 
 	foreach(lc, es_runs)

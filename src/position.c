@@ -306,7 +306,7 @@ es_reserve(EsDatabase *db, Oid seq, int count)
 		{
 			if (v == db->reserved_end + 1)
 				db->reserved_end = end;
-			else if (v > db->reserved_end && v >= db->next)
+			else if (v > db->reserved_end)	/* and so >= next */
 			{
 				db->next = v;
 				db->reserved_end = end;

@@ -26,7 +26,9 @@
 # read-only, REPEATABLE READ transactions, a 1 ms statement_timeout, role
 # set to a role with no privileges and exit_on_error on (sessions of the
 # test override them), the restarted ticker still records ticks that reach
-# the head, as the superuser it is.
+# the head, as the superuser it is.  A tick that fails (a constraint added
+# to eventstore.ticks) is logged with its SQLSTATE and retried by the same
+# ticker until it succeeds.
 #
 # Idle: with nothing appended, a database's ticker runs no transactions
 # (its state_change in pg_stat_activity stays put for six seconds).
@@ -255,6 +257,22 @@ $node->safe_psql('postgres', q{
 	is(ticker_pid('es'), $hostile, 'es: ... and the same ticker is still running');
 }
 $node->safe_psql('postgres', 'ALTER DATABASE es RESET ALL');
+
+# A tick that fails is logged with its SQLSTATE and tried again; the
+# ticker does not exit for it, and ticks resume once the cause is gone.
+my $steady = ticker_pid('es');
+$node->safe_psql('es', q{
+	ALTER TABLE eventstore.ticks ADD CONSTRAINT es_test_refuse CHECK (head < 0) NOT VALID});
+my $fail_offset = -s $node->logfile;
+my $refused = append('es', 'refused-tick');
+ok($node->wait_for_log(qr/23514 ERROR:  new row for relation "ticks" violates check constraint/,
+		$fail_offset),
+	'es: a failing tick is logged with its SQLSTATE');
+sleep(1);
+is(ticker_pid('es'), $steady, 'es: ... and the ticker keeps running');
+$node->safe_psql('es', 'ALTER TABLE eventstore.ticks DROP CONSTRAINT es_test_refuse');
+ok(tick_reaches('es', $refused, 15), 'es: once the cause is gone, the tick is recorded');
+is(ticker_pid('es'), $steady, 'es: ... by the same ticker');
 
 # A database that stops taking connections keeps its entry: a backend
 # still connected to it goes on appending with the head where it was, and
