@@ -17,7 +17,10 @@ OBJS = \
 	src/utility.o \
 	src/event.o \
 	src/append.o \
+	src/feed.o \
+	src/streamscan.o \
 	src/read.o \
+	src/readscan.o \
 	src/guard.o \
 	src/gate.o
 

@@ -11,7 +11,8 @@
  * Files import only downward, in this order: guc, spi, shmem, hash
  * (bucket_of needs the preload check), launcher, position, head, ticker,
  * utility, and above them the SQL
- * functions (guard, event, append, read, gate).
+ * functions (guard, event, feed, streamscan, append, read, readscan, gate): feed
+ * and streamscan read the partitions directly for read and readscan.
  *
  * src/eventstore.h
  *
