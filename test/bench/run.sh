@@ -1,7 +1,7 @@
 #!/bin/bash
 # test/bench/run.sh: the benchmark suite of eventstore.
 #
-#     bash test/bench/run.sh            full run (3 repetitions, ~30 min)
+#     bash test/bench/run.sh            full run (3 repetitions, ~35 min)
 #     bash test/bench/run.sh --quick    smoke test (1 repetition, < 3 min)
 #
 # Like test/all.sh it installs missing packages, builds a copy of the tree
@@ -29,6 +29,11 @@
 # bytes of data and ~100 bytes of metadata (bench.payload/bench.metadata in
 # bench.sql).  The baselines are in baseline.sql (schema "plain").
 #
+# pgbench runs -M prepared: each script's statements are parsed and planned
+# once per connection (eventstore's functions keep their own plans in any
+# case; a plain query run with -M simple pays its parse and plan on every
+# call, which lowers the plain baselines).
+#
 # Workloads (clients 1, 2, 8 unless said; pgbench -j 2; -M prepared):
 #   W1   one event per append to a random stream, autocommit:
 #          es       SELECT * FROM eventstore.append(s, ARRAY[event(...)])
@@ -46,10 +51,19 @@
 #                          plain.events with its indexes
 #          copy-unindexed  the same into a table without indexes
 #        (COPY is timed with clock_timestamp(), commit included)
-#   W3   read a whole 100-event stream (streams r-1 .. r-N made by
-#        bench.make_read_streams, same events in both stores), clients 1, 2:
-#          es       SELECT * FROM eventstore.read_stream(r)
+#   W3   read a whole 100-event stream, clients 1 and 8 (on 2 cores, 1
+#        client mostly waits on round trips; 8 keep the CPUs busy and show
+#        what a call costs).  Streams r-1 .. r-N (BENCH_READ_STREAMS) made
+#        by bench.make_read_streams, the same events in both stores,
+#        appended round-robin over the streams (event 1 of every stream,
+#        then event 2, ...), so a stream's 100 events lie on 100 different
+#        heap pages as in a live store.  W3 runs first, while both stores
+#        hold the read streams and nothing else (W6 reads them again in a
+#        preloaded database):
+#          es       SELECT * FROM eventstore.read_stream(r)  (10 columns)
 #          plain    SELECT * FROM plain.events WHERE stream_id = r ORDER BY version
+#                   (the 8 columns the table has: no schema_version,
+#                   no partition_key)
 #        events/s counts events read (100 per call)
 #   W7   8 clients append one event each to ONE hot stream with an exact
 #        expected version, retrying on conflict inside a PL/pgSQL function
@@ -73,13 +87,14 @@
 #        databases grow by what the workloads append (W2 most: it runs
 #        last), so "@0" means "starting empty".
 #   W4   catch-up in the preloaded database: read the global feed from 0 in
-#        pages of 1,000 until 1M events (bench.catchup('es'): read_all in a
-#        PL/pgSQL loop) vs the same loop as a plain indexed range scan over
-#        the same table, eventstore.events ('events', the baseline), and
-#        over plain.events by id ('plain'); 1 client; p50/p99 are per page.
-#        es-feed: one eventstore.open_feed cursor fetched row by row in the
-#        same loop.  These run inside the server, so they show the server's
-#        cost alone.
+#        pages of 1,000 until BENCH_CATCHUP events (bench.catchup('es'):
+#        read_all in a PL/pgSQL loop) vs the same loop as a plain indexed
+#        range scan over plain.events by id ('plain', one unpartitioned
+#        table: the baseline) and over eventstore.events itself ('events',
+#        8 partitions merged by a MergeAppend: "÷ events" in the notes);
+#        1 client; p50/p99 are per page.  es-feed: one eventstore.open_feed
+#        cursor fetched row by row in the same loop.  These run inside the
+#        server, so they show the server's cost alone.
 #   W8   W1 at 8 clients with 0 and with 8 followers attached (eventstore-follow
 #        processes from the head: LISTEN, wake on the ticker's notifications,
 #        read every event); ratio = with 8 / with 0.  Target: >= 0.95.
@@ -93,10 +108,12 @@
 #        arrives.  p50/p99 are those latencies (from the append call, so its
 #        commit is included); events/s is the load's.
 #   W4c  the same pages read by a client (pgbench, rows sent over the
-#        socket): read_all at a random page among the first BENCH_CATCHUP
-#        positions (es), 100 pages of FETCH 1000 from one open_feed cursor
-#        per transaction (es-feed), and the range scan over eventstore.events
-#        (events, the baseline); p50/p99 per transaction.
+#        socket), clients 1 and 8: read_all at a random page among the
+#        first BENCH_CATCHUP positions (es), 100 pages of FETCH 1000 from
+#        one open_feed cursor per transaction (es-feed), the range scan over
+#        plain.events by id (plain, the baseline; SELECT *, its 8 columns)
+#        and over eventstore.events (events, the same 10 columns as
+#        read_all); p50/p99 per transaction.
 #
 # Knobs (environment; defaults full / --quick):
 #   BENCH_SECONDS (10 / 2)   duration of one pgbench run
@@ -136,6 +153,8 @@ fi
 if [ -z "${BENCH_CATCHUP:-}" ]; then
 	BENCH_CATCHUP=$((BENCH_PRELOAD < 1000000 ? BENCH_PRELOAD : 1000000))
 fi
+# W4c's pages of 1,000 (pgbench's :pages)
+BENCH_PAGES=$((BENCH_CATCHUP / 1000))
 CLIENTS="1 2 8"
 # 10000000 -> 10M, 200000 -> 200k: the W6 variant names
 PRELOAD_LABEL=$(awk -v n="$BENCH_PRELOAD" 'BEGIN {
@@ -249,8 +268,13 @@ gen_scripts() {
 		\set p random(0, :pages - 1) * 1000
 		SELECT * FROM eventstore.read_all(:p, 1000);
 	EOF
+	cat >"$BENCH_SCRIPTS/w4_plain.sql" <<-EOF
+		-- W4 baseline: the same page as an indexed range scan over plain.events (one table) by id
+		\set p random(0, :pages - 1) * 1000
+		SELECT * FROM plain.events WHERE id > :p ORDER BY id LIMIT 1000;
+	EOF
 	cat >"$BENCH_SCRIPTS/w4_events.sql" <<-EOF
-		-- W4 baseline: the same page as a plain indexed range scan over eventstore.events
+		-- W4 baseline: the same page as an indexed range scan over eventstore.events (8 partitions)
 		\set p random(0, :pages - 1) * 1000
 		SELECT $ES_W4_COLUMNS FROM eventstore.events WHERE insert_order > :p ORDER BY insert_order LIMIT 1000;
 	EOF
@@ -337,7 +361,7 @@ w2() {
 }
 
 w3() {
-	run_matrix W3 "$1" "1 2" "${W3_VARIANTS[0]}|W3/plain/{c}|" "${W3_VARIANTS[1]}||"
+	run_matrix W3 "$1" "1 8" "${W3_VARIANTS[0]}|W3/plain/{c}|" "${W3_VARIANTS[1]}||"
 }
 
 # W6: the variants of one workload in the empty database (@0) and in the
@@ -473,24 +497,31 @@ preload() {
 	bq "$db" -c "VACUUM ANALYZE" || es_die "vacuum"
 }
 
+# W4 in the server, interleaved per repetition; es and es-feed name plain
+# (one table) as baseline and the partitioned table as alternative.
 w4() {
-	local db=$1 rep pages=$((BENCH_CATCHUP / 1000))
+	local db=$1 rep source name
 	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
-		bench_psql_timed "$db" "SELECT events, seconds, p50_ms, p99_ms FROM bench.catchup('es', $BENCH_CATCHUP)"
-		bench_record W4 1 es "$rep" "W4/events/1" "W4/plain/1"
-		bench_psql_timed "$db" "SELECT events, seconds, p50_ms, p99_ms FROM bench.catchup('feed', $BENCH_CATCHUP)"
-		bench_record W4 1 es-feed "$rep" "W4/events/1" "W4/plain/1"
-		bench_psql_timed "$db" "SELECT events, seconds, p50_ms, p99_ms FROM bench.catchup('events', $BENCH_CATCHUP)"
-		bench_record W4 1 events "$rep" "" ""
-		bench_psql_timed "$db" "SELECT events, seconds, p50_ms, p99_ms FROM bench.catchup('plain', $BENCH_CATCHUP)"
-		bench_record W4 1 plain "$rep" "" ""
-		bench_pgbench "$db" 1 w4_es.sql 1000 -D pages="$pages"
-		bench_record W4c 1 es "$rep" "W4c/events/1" ""
-		bench_pgbench "$db" 1 w4_feed.sql 100000 -D pages="$pages"
-		bench_record W4c 1 es-feed "$rep" "W4c/events/1" ""
-		bench_pgbench "$db" 1 w4_events.sql 1000 -D pages="$pages"
-		bench_record W4c 1 events "$rep" "" ""
+		for source in es feed events plain; do
+			name=$source
+			[ "$source" = feed ] && name=es-feed
+			bench_psql_timed "$db" "SELECT events, seconds, p50_ms, p99_ms FROM bench.catchup('$source', $BENCH_CATCHUP)"
+			case $source in
+				es | feed) bench_record W4 1 "$name" "$rep" "W4/plain/1" "W4/events/1" ;;
+				*) bench_record W4 1 "$name" "$rep" "" "" ;;
+			esac
+		done
 	done
+}
+
+# W4c: the same from a client at 1 and 8 clients, interleaved by run_matrix.
+w4c() {
+	local db=$1 alts="W4c/events/{c}"
+	run_matrix W4c "$db" "1 8" \
+		"es|w4_es.sql|1000|W4c/plain/{c}|$alts" \
+		"es-feed|w4_feed.sql|100000|W4c/plain/{c}|$alts" \
+		"plain|w4_plain.sql|1000||" \
+		"events|w4_events.sql|1000||"
 }
 
 # W8: W1 at 8 clients with 0 and with 8 followers attached.  A follower is
@@ -694,14 +725,15 @@ main() {
 	bench_create_db bench0
 	gen_scripts bench0
 
+	# W3 first: both stores then hold the read streams and nothing else.
+	bench_log "W3: stream reads"
+	w3 bench0
 	bench_log "W1: single-event appends"
 	w1 bench0
 	bench_log "W2: batches of 100"
 	w2 bench0
 	bench_log "W2b: batches of 1,000 vs COPY of $BENCH_COPY_ROWS"
 	w2b bench0
-	bench_log "W3: stream reads"
-	w3 bench0
 	bench_log "W7: one hot stream, exact expected versions"
 	w7 bench0
 	bench_log "W5: head lag"
@@ -718,6 +750,8 @@ main() {
 	preload bench_scale
 	bench_log "W4: catch-up over $BENCH_CATCHUP events"
 	w4 bench_scale
+	bench_log "W4c: catch-up from a client"
+	w4c bench_scale
 	# W3 first and W2 last: W2 appends the most, and the empty database grows
 	# with what the workloads append.
 	bench_log "W6: W3, W1, W2 in an empty and in the preloaded database"
