@@ -1,8 +1,8 @@
 #!/bin/bash
 # test/bench/run.sh: the benchmark suite of eventstore.
 #
-#     bash test/bench/run.sh            full run (3 repetitions, ~35 min)
-#     bash test/bench/run.sh --quick    smoke test (1 repetition, < 3 min)
+#     bash test/bench/run.sh            full run (3 repetitions, ~40 min)
+#     bash test/bench/run.sh --quick    smoke test (1 repetition, ~4 min)
 #
 # Like test/all.sh it installs missing packages, builds a copy of the tree
 # and installs the extension, then starts ONE throwaway cluster (as the
@@ -27,7 +27,11 @@
 #
 # Data: 10,000 streams s-1 .. s-10000 picked at random; events of ~200
 # bytes of data and ~100 bytes of metadata (bench.payload/bench.metadata in
-# bench.sql).  The baselines are in baseline.sql (schema "plain").
+# bench.sql).  The baselines are in baseline.sql (schema "plain"); the
+# peer is PgQ (extension pgq, package postgresql-15-pgq3), whose events
+# carry the same bytes as text: data in ev_data, metadata in ev_extra1.
+# PgQ is a queue, not an event store: no streams, versions or unique keys,
+# one index (on ev_txid); nothing ticks it but the suite (no pgqd).
 #
 # pgbench runs -M prepared: each script's statements are parsed and planned
 # once per connection (eventstore's functions keep their own plans in any
@@ -40,11 +44,18 @@
 #          plain    SELECT plain.append(s, ...): advisory lock on the
 #                   stream, then INSERT ... SELECT max(version) + 1
 #          commit   INSERT INTO plain.tiny: the cost of a commit alone
+#          pgq      SELECT pgq.insert_event('bench', type, data, metadata,
+#                   NULL, NULL, NULL) (es shows it as "÷ pgq")
 #   W2   a batch of 100 events to one random stream:
 #          es              one append of an ARRAY[...] of 100 events
 #          plain-multirow  advisory lock, then one INSERT of a VALUES list
 #                          of 100 rows, versions = max(version) + i
 #          setbased        the same lock, INSERT ... SELECT generate_series
+#          pgq             BEGIN, one statement calling pgq.insert_event
+#                          for each of 100 rows of a VALUES list, COMMIT
+#                          (a statement per insert_event instead costs
+#                          100 round trips: about a fifth of the events/s
+#                          at 1 client, a third at 8)
 #   W2b  batches of 1,000 events (clients 1, 2), es, against
 #          copy-indexed    COPY of BENCH_COPY_ROWS (1M) events from a CSV
 #                          file in one transaction into a fresh copy of
@@ -93,8 +104,14 @@
 #        table: the baseline) and over eventstore.events itself ('events',
 #        8 partitions merged by a MergeAppend: "÷ events" in the notes);
 #        1 client; p50/p99 are per page.  es-feed: one eventstore.open_feed
-#        cursor fetched row by row in the same loop.  These run inside the
-#        server, so they show the server's cost alone.
+#        cursor fetched row by row in the same loop.  pgq: PgQ's consumer
+#        path over a queue of BENCH_CATCHUP events ticked every 1,000
+#        (bench.pgq_preload, reported as "W4 preload"; the queue holds only
+#        those, where the other stores hold BENCH_PRELOAD): next_batch,
+#        get_batch_events, finish_batch, the consumer moved back to the
+#        first tick before each run.  These run inside the server, so they
+#        show the server's cost alone.  All in one transaction; PgQ's
+#        finish_batch writes (WAL per event), the others only read.
 #   W8   W1 at 8 clients with 0 and with 8 followers attached (eventstore-follow
 #        processes from the head: LISTEN, wake on the ticker's notifications,
 #        read every event); ratio = with 8 / with 0.  Target: >= 0.95.
@@ -113,7 +130,10 @@
 #        one open_feed cursor per transaction (es-feed), the range scan over
 #        plain.events by id (plain, the baseline; SELECT *, its 8 columns)
 #        and over eventstore.events (events, the same 10 columns as
-#        read_all); p50/p99 per transaction.
+#        read_all); pgq: one transaction of next_batch, get_batch_events
+#        (1,000 rows sent) and finish_batch, each client its own consumer
+#        (w4c-0 ..), which reads the queue's batches in order and starts
+#        again at the first tick after the last; p50/p99 per transaction.
 #
 # Knobs (environment; defaults full / --quick):
 #   BENCH_SECONDS (10 / 2)   duration of one pgbench run
@@ -189,12 +209,13 @@ bench_configure() {
 	}
 }
 
-# A database with the extension, the baselines, the helpers and W3's
-# read streams.
+# A database with the extension, PgQ and its queue "bench" (W1, W2), the
+# baselines, the helpers and W3's read streams.
 bench_create_db() {
 	local db=$1
 	bq postgres -c "CREATE DATABASE $db" &&
-		bq "$db" -c "CREATE EXTENSION eventstore" \
+		bq "$db" -c "CREATE EXTENSION eventstore" -c "CREATE EXTENSION pgq" \
+			-c "SELECT pgq.create_queue('bench')" \
 			-f "$BENCH_SRC/baseline.sql" -f "$BENCH_SRC/bench.sql" >/dev/null &&
 		bq "$db" -c "SELECT bench.make_read_streams($BENCH_READ_STREAMS)" >/dev/null &&
 		bq "$db" -c "VACUUM ANALYZE" ||
@@ -223,6 +244,10 @@ gen_scripts() {
 		\set s random(1, :streams)
 		SELECT plain.append('s-' || :s, 'OrderPlaced', '$d1', '$m1');
 	EOF
+	cat >"$BENCH_SCRIPTS/w1_pgq.sql" <<-EOF
+		-- W1 PgQ: one event into the queue "bench" (autocommit), the metadata in ev_extra1
+		SELECT pgq.insert_event('bench', 'OrderPlaced', '$d1', '$m1', NULL, NULL, NULL);
+	EOF
 	cat >"$BENCH_SCRIPTS/w1_commit.sql" <<-EOF
 		-- W1 commit: one tiny row per transaction, the cost of a commit
 		\set s random(1, :streams)
@@ -232,6 +257,7 @@ gen_scripts() {
 		gen_es_batch "$n" >"$BENCH_SCRIPTS/es_batch_$n.sql"
 		gen_plain_batch "$n" >"$BENCH_SCRIPTS/plain_batch_$n.sql"
 	done
+	gen_pgq_batch 100 >"$BENCH_SCRIPTS/pgq_batch_100.sql"
 	cat >"$BENCH_SCRIPTS/setbased_batch_100.sql" <<-EOF
 		-- W2 setbased: 100 events to one random stream as INSERT ... SELECT over generate_series
 		\set s random(1, :streams)
@@ -278,6 +304,14 @@ gen_scripts() {
 		\set p random(0, :pages - 1) * 1000
 		SELECT $ES_W4_COLUMNS FROM eventstore.events WHERE insert_order > :p ORDER BY insert_order LIMIT 1000;
 	EOF
+	cat >"$BENCH_SCRIPTS/w4_pgq.sql" <<-EOF
+		-- W4 PgQ: the consumer's next batch of 1,000 (its own consumer per client), read and finished
+		BEGIN;
+		SELECT bench.pgq_next_batch('catchup', 'w4c-' || :client_id) AS batch \gset
+		SELECT * FROM pgq.get_batch_events(:batch);
+		SELECT pgq.finish_batch(:batch);
+		COMMIT;
+	EOF
 	{
 		echo "-- W4 eventstore: 100 pages of 1,000 fetched from one open_feed cursor"
 		echo "\set p random(0, :pages - 100) * 1000"
@@ -320,6 +354,20 @@ gen_plain_batch() {
 	echo 'END;'
 }
 
+# PgQ: N events into the queue "bench" in one transaction, one
+# pgq.insert_event call per event, all in one statement over a VALUES list
+# (so the client sends one statement, as for the other batches, not N).
+gen_pgq_batch() {
+	local n=$1
+	echo "-- PgQ: $n events into the queue in one transaction, one insert_event each, one statement"
+	echo 'BEGIN;'
+	echo "SELECT count(pgq.insert_event('bench', 'OrderPlaced', b.d, b.m, NULL, NULL, NULL))"
+	echo "  FROM (VALUES"
+	head -n "$n" "$BENCH_WORK/payloads.tsv" | awk -F'\t' -v n="$n" -v q="'" '{
+		printf "\t(%s%s%s, %s%s%s)%s\n", q, $2, q, q, $3, q, (NR < n ? "," : ") AS b(d, m);") }'
+	echo 'COMMIT;'
+}
+
 # --- workloads -------------------------------------------------------------
 
 # run_matrix WORKLOAD DB "CLIENTS..." SPEC...
@@ -350,14 +398,17 @@ W2_VARIANTS=("es|es_batch_100.sql|100" "plain-multirow|plain_batch_100.sql|100"
 	"setbased|setbased_batch_100.sql|100")
 W3_VARIANTS=("es|w3_es.sql|100" "plain|w3_plain.sql|100")
 
+# W1 and W2 also run PgQ (not in W6: its queue is not preloaded).
 w1() {
 	run_matrix W1 "$1" "$CLIENTS" \
-		"${W1_VARIANTS[0]}|W1/plain/{c}|W1/commit/{c}" "${W1_VARIANTS[1]}||" "${W1_VARIANTS[2]}||"
+		"${W1_VARIANTS[0]}|W1/plain/{c}|W1/commit/{c};W1/pgq/{c}" "${W1_VARIANTS[1]}||" \
+		"${W1_VARIANTS[2]}||" "pgq|w1_pgq.sql|1||"
 }
 
 w2() {
 	run_matrix W2 "$1" "$CLIENTS" \
-		"${W2_VARIANTS[0]}|W2/plain-multirow/{c}|W2/setbased/{c}" "${W2_VARIANTS[1]}||" "${W2_VARIANTS[2]}||"
+		"${W2_VARIANTS[0]}|W2/plain-multirow/{c}|W2/setbased/{c};W2/pgq/{c}" "${W2_VARIANTS[1]}||" \
+		"${W2_VARIANTS[2]}||" "pgq|pgq_batch_100.sql|100||"
 }
 
 w3() {
@@ -497,17 +548,35 @@ preload() {
 	bq "$db" -c "VACUUM ANALYZE" || es_die "vacuum"
 }
 
-# W4 in the server, interleaved per repetition; es and es-feed name plain
-# (one table) as baseline and the partitioned table as alternative.
+# W4's PgQ queue "catchup" in the preloaded database: BENCH_CATCHUP events
+# in batches of 1,000 (bench.pgq_preload), one run; and W4c's consumers,
+# w4c-0 .. w4c-7 (one per pgbench client), registered at its first tick.
+pgq_preload() {
+	local db=$1 i
+	bq "$db" -c "SELECT pgq.create_queue('catchup')" >/dev/null || es_die "pgq queue"
+	bench_psql_timed "$db" "SELECT clock_timestamp() AS t0 \gset
+		CALL bench.pgq_preload('catchup', $BENCH_CATCHUP);
+		SELECT $BENCH_CATCHUP, extract(epoch FROM clock_timestamp() - :'t0'::timestamptz), NULL, NULL;"
+	bench_record "W4 preload" 1 pgq 1 "" ""
+	for ((i = 0; i < 8; i++)); do
+		bq "$db" -c "SELECT pgq.register_consumer_at('catchup', 'w4c-$i', bench.pgq_first_tick('catchup'))" \
+			>/dev/null || es_die "pgq consumer"
+	done
+	bq "$db" -c "VACUUM ANALYZE" || es_die "vacuum"
+}
+
+# W4 in the server, interleaved per repetition; es, es-feed and pgq name
+# plain (one table) as baseline and the partitioned table as alternative.
 w4() {
 	local db=$1 rep source name
 	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
-		for source in es feed events plain; do
+		for source in es feed pgq events plain; do
 			name=$source
 			[ "$source" = feed ] && name=es-feed
 			bench_psql_timed "$db" "SELECT events, seconds, p50_ms, p99_ms FROM bench.catchup('$source', $BENCH_CATCHUP)"
 			case $source in
-				es | feed) bench_record W4 1 "$name" "$rep" "W4/plain/1" "W4/events/1" ;;
+				es | feed) bench_record W4 1 "$name" "$rep" "W4/plain/1" "W4/events/1;W4/pgq/1" ;;
+				pgq) bench_record W4 1 "$name" "$rep" "W4/plain/1" "W4/events/1" ;;
 				*) bench_record W4 1 "$name" "$rep" "" "" ;;
 			esac
 		done
@@ -516,10 +585,11 @@ w4() {
 
 # W4c: the same from a client at 1 and 8 clients, interleaved by run_matrix.
 w4c() {
-	local db=$1 alts="W4c/events/{c}"
+	local db=$1 alts="W4c/events/{c};W4c/pgq/{c}"
 	run_matrix W4c "$db" "1 8" \
 		"es|w4_es.sql|1000|W4c/plain/{c}|$alts" \
 		"es-feed|w4_feed.sql|100000|W4c/plain/{c}|$alts" \
+		"pgq|w4_pgq.sql|1000|W4c/plain/{c}|W4c/events/{c}" \
 		"plain|w4_plain.sql|1000||" \
 		"events|w4_events.sql|1000||"
 }
@@ -748,6 +818,8 @@ main() {
 	bench_create_db bench_zero
 	bench_create_db bench_scale
 	preload bench_scale
+	bench_log "W4: PgQ queue of $BENCH_CATCHUP events"
+	pgq_preload bench_scale
 	bench_log "W4: catch-up over $BENCH_CATCHUP events"
 	w4 bench_scale
 	bench_log "W4c: catch-up from a client"
