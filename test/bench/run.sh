@@ -25,6 +25,13 @@
 # full-page images of the pages a run touches first (more of them per event
 # in short runs).  Method details: test/bench/benchlib.sh.
 #
+# Commit probe: every repetition (of every client count of a workload)
+# starts with BENCH_PROBE_SECONDS of W1's "commit" script at 1 client,
+# recorded as workload "probe" in latest-raw.csv and tabled in latest.md
+# (min / median / max per workload).  Ratios are taken within a
+# repetition; the probes show how much the machine drifted around them, and
+# between one run and the next.
+#
 # Data: 10,000 streams s-1 .. s-10000 picked at random; events of ~200
 # bytes of data and ~100 bytes of metadata (bench.payload/bench.metadata in
 # bench.sql).  The baselines are in baseline.sql (schema "plain"); the
@@ -141,6 +148,7 @@
 #   BENCH_PRELOAD (10000000 / 200000), BENCH_COPY_ROWS (1000000 / 100000)
 #   BENCH_READ_STREAMS (1000 / 200), BENCH_W5_SECONDS (10 / 3)
 #   BENCH_W6_CLIENTS ("2"), BENCH_CATCHUP (1000000 / BENCH_PRELOAD)
+#   BENCH_PROBE_SECONDS (2 / 1)   duration of one commit probe
 #   ES_KEEP=1 keeps the work directory (/tmp/eventstore.XXXXXX).
 # Exit status 1 if any run failed (the table marks it).
 
@@ -165,9 +173,11 @@ done
 if [ "$MODE" = quick ]; then
 	: "${BENCH_SECONDS:=2}" "${BENCH_REPS:=1}" "${BENCH_PRELOAD:=200000}"
 	: "${BENCH_COPY_ROWS:=100000}" "${BENCH_READ_STREAMS:=200}" "${BENCH_W5_SECONDS:=3}"
+	: "${BENCH_PROBE_SECONDS:=1}"
 else
 	: "${BENCH_SECONDS:=10}" "${BENCH_REPS:=3}" "${BENCH_PRELOAD:=10000000}"
 	: "${BENCH_COPY_ROWS:=1000000}" "${BENCH_READ_STREAMS:=1000}" "${BENCH_W5_SECONDS:=10}"
+	: "${BENCH_PROBE_SECONDS:=2}"
 fi
 : "${BENCH_W6_CLIENTS:=2}" "${BENCH_STREAMS:=10000}"
 if [ -z "${BENCH_CATCHUP:-}" ]; then
@@ -370,18 +380,32 @@ gen_pgq_batch() {
 
 # --- workloads -------------------------------------------------------------
 
+# bench_probe DB LABEL REP: the commit-rate probe taken before every
+# repetition, BENCH_PROBE_SECONDS of W1's commit script (one tiny row per
+# transaction) at 1 client, recorded as workload "probe", variant LABEL
+# (what it precedes).  Like every run it starts with a CHECKPOINT, so it
+# sees the machine as the run after it will, not the writeback of the run
+# before.  The report lists the probes, so that a machine that got slower
+# or faster during a run, or between runs, shows.
+bench_probe() {
+	local db=$1 label=$2 rep=$3
+	bench_pgbench "$db" 1 w1_commit.sql 1 -T "$BENCH_PROBE_SECONDS"
+	bench_record probe 1 "$label" "$rep" "" ""
+}
+
 # run_matrix WORKLOAD DB "CLIENTS..." SPEC...
 # SPEC is "variant|script|events per transaction|baseline|alt baselines|db";
 # {c} in a baseline stands for the client count, db defaults to DB.  For
-# each client count, each repetition runs every SPEC once, the order
-# rotated by one per repetition (A B C, B C A, C A B) so that no variant is
-# always first.
+# each client count, each repetition starts with a commit probe and runs
+# every SPEC once, the order rotated by one per repetition (A B C, B C A,
+# C A B) so that no variant is always first.
 run_matrix() {
 	local workload=$1 db=$2 clients_list=$3
 	shift 3
 	local specs=("$@") n=$# c rep k spec name script per base alts sdb
 	for c in $clients_list; do
 		for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+			bench_probe "$db" "$workload c=$c" "$rep"
 			for ((k = 0; k < n; k++)); do
 				spec=${specs[(k + rep - 1) % n]}
 				IFS='|' read -r name script per base alts sdb <<<"$spec"
@@ -438,6 +462,7 @@ w2b() {
 	                     FROM generate_series(0, $BENCH_COPY_ROWS - 1) g)
 	             TO '$csv' WITH (FORMAT csv)" || es_die "could not write $csv"
 	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+		bench_probe "$db" W2b "$rep"
 		for c in 1 2; do
 			bench_pgbench "$db" "$c" es_batch_1000.sql 1000
 			bench_record W2b "$c" es "$rep" "W2b/copy-indexed/1" "W2b/copy-unindexed/1"
@@ -530,6 +555,7 @@ w5() {
 	bq bench_other -c "CREATE TABLE public.unrelated (x int)" || es_die "unrelated"
 	bq "$db" -c "CREATE TABLE public.unrelated (x int)" || es_die "unrelated"
 	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+		bench_probe "$db" W5 "$rep"
 		w5_once "$db" es-no-open-txn "" "$rep" ""
 		w5_once "$db" es-open-txn-other-db bench_other "$rep" "W5/es-no-open-txn/2"
 		w5_once "$db" es-open-txn-same-db "$db" "$rep" "W5/es-no-open-txn/2"
@@ -570,6 +596,7 @@ pgq_preload() {
 w4() {
 	local db=$1 rep source name
 	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+		bench_probe "$db" W4 "$rep"
 		for source in es feed pgq events plain; do
 			name=$source
 			[ "$source" = feed ] && name=es-feed
@@ -644,6 +671,7 @@ w8_once() {
 w8() {
 	local db=$1 rep
 	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+		bench_probe "$db" W8 "$rep"
 		w8_once "$db" 0 shared "$rep" ""
 		w8_once "$db" 8 shared "$rep" "W8/es-0-followers-shared/8"
 		[ "$(nproc)" -ge 2 ] || continue
@@ -705,6 +733,7 @@ w9_once() {
 w9() {
 	local db=$1 rep
 	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+		bench_probe "$db" W9 "$rep"
 		w9_once "$db" "$rep"
 	done
 }
@@ -713,9 +742,10 @@ w9() {
 
 report() {
 	local md=$BENCH_WORK/latest.md table=$BENCH_WORK/table.md csv=$BENCH_WORK/latest.csv
+	local probes=$BENCH_WORK/probes.md
 	local pgversion mem cpu elapsed=$((SECONDS - BENCH_T0))
 
-	bq postgres -v raw="$BENCH_RAW" -v csv="$csv" -v md="$table" \
+	bq postgres -v raw="$BENCH_RAW" -v csv="$csv" -v md="$table" -v probes="$probes" \
 		-f "$BENCH_SRC/report.sql" >/dev/null || es_die "report.sql failed"
 
 	pgversion=$(bq postgres -c "SELECT version()")
@@ -736,6 +766,14 @@ report() {
 		echo "ratio: this row's events/s divided by its baseline's (W6: preloaded / empty database)."
 		echo "WAL B/event: pg_stat_wal.wal_bytes growth during the run / events (cluster-wide)."
 		echo "Method and workloads: header of test/bench/run.sh."
+		echo
+		echo "## Commit probe"
+		echo
+		echo "Before every repetition: ${BENCH_PROBE_SECONDS} s of one-row commits (INSERT INTO plain.tiny)"
+		echo "at 1 client.  Ratios above compare runs of the same repetition; these show how much"
+		echo "the machine itself drifted during this run (compare them across runs, too)."
+		echo
+		cat "$probes"
 		echo
 		echo "## Machine"
 		echo
