@@ -16,8 +16,10 @@
  *		would be in a live system
  *	bench.catchup(source, target, page)
  *		W4: a consumer catching up from position 0, page by page
- *	bench.pgq_preload(queue, n), bench.pgq_next_batch(queue, consumer)
- *		W4's PgQ queue: n events ticked into batches of 1,000, and the
+ *	bench.pgq_preload(queue, n), bench.pgq_first_tick(queue),
+ *	bench.pgq_next_batch(queue, consumer)
+ *		W4's PgQ queue: n events ticked into batches of 1,000 (PgQ 3.5,
+ *		extension pgq), the tick its consumers start from, and a
  *		consumer's next batch, from the start again past the last one
  *	bench.head_lag(seconds, interval_ms)
  *		W5: samples the head against the newest committed position
