@@ -1,7 +1,7 @@
 #!/bin/bash
 # test/bench/run.sh: the benchmark suite of eventstore.
 #
-#     bash test/bench/run.sh            full run (3 repetitions, ~40 min)
+#     bash test/bench/run.sh            full run (3 repetitions, 40-45 min)
 #     bash test/bench/run.sh --quick    smoke test (1 repetition, ~4 min)
 #
 # Like test/all.sh it installs missing packages, builds a copy of the tree
