@@ -16,6 +16,7 @@ OBJS = \
 	src/ticker.o \
 	src/utility.o \
 	src/event.o \
+	src/stream.o \
 	src/append.o \
 	src/read.o \
 	src/guard.o \
