@@ -35,6 +35,10 @@
  * page has room; the table's fillfactor leaves that room (see
  * src/sql/10_log.sql), and only a non-HOT update inserts an index entry.
  *
+ * No constraint is evaluated here: the versions written are above 0 (the
+ * table's CHECK) by construction, and a version that would overflow is the
+ * 22003 error "version + n" would raise.
+ *
  * The guard trigger on eventstore.streams (guard.c) fires for statements,
  * not for these calls: it refuses every INSERT, UPDATE, DELETE and
  * TRUNCATE of the table, whoever runs it, except a restore's COPY.  The
@@ -65,6 +69,7 @@
 #include "catalog/pg_am.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
@@ -258,11 +263,16 @@ EsStreamLock(EsStream *stream, int64 add, TimestampTz now)
 		{
 			text	   *stored_key;
 			int64		version;
+			int64		next;
 
 			stored_key = DatumGetTextPP(slot_getattr(s.found, SCOL_PARTITION_KEY + 1, &isnull));
 			es_check_partition_key(stream, stored_key);
 			version = DatumGetInt64(slot_getattr(s.found, SCOL_VERSION + 1, &isnull));
-			result = es_update_row(&s, snapshot, version + add, now);
+			if (pg_add_s64_overflow(version, add, &next))
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("bigint out of range")));
+			result = es_update_row(&s, snapshot, next, now);
 			UnregisterSnapshot(snapshot);
 			if (result == TM_Ok)
 			{
