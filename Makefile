@@ -16,6 +16,7 @@ OBJS = \
 	src/ticker.o \
 	src/utility.o \
 	src/event.o \
+	src/stream.o \
 	src/append.o \
 	src/feed.o \
 	src/streamscan.o \

@@ -9,8 +9,9 @@
  *	1. validate every argument before touching anything (the events are
  *	   unpacked and checked by event.c);
  *	2. lock the stream's row in eventstore.streams by updating it, or create
- *	   it; concurrent appends to one stream queue here, appends to other
- *	   streams do not meet at all;
+ *	   it (stream.c, below the executor, with the concurrency behaviour of
+ *	   UPDATE and INSERT ... ON CONFLICT); concurrent appends to one stream
+ *	   queue here, appends to other streams do not meet at all;
  *	3. look the batch's event ids up in the stream: stored ones come back as
  *	   duplicates with their stored positions; a batch that is wholly stored
  *	   is a retry and returns the original result without any other check;
@@ -47,7 +48,6 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -73,7 +73,7 @@
 #include "hash.h"
 #include "position.h"
 #include "shmem.h"
-#include "spi.h"
+#include "stream.h"
 #include "streamscan.h"
 
 /* Columns of eventstore.events, matched by name against each partition. */
@@ -106,17 +106,6 @@ static const Oid es_column_types[NUM_COLUMNS] = {
 	TEXTOID, JSONBOID, JSONBOID
 };
 
-/* The stream the batch goes to. */
-typedef struct EsStream
-{
-	text	   *stream_id;
-	text	   *given_key;		/* the caller's partition key, or NULL */
-	text	   *partition_key;	/* the stream's partition key */
-	int			bucket;
-	int64		version;		/* before this append; 0 if it is new */
-	bool		exists;
-} EsStream;
-
 /* The stream's partition, opened for the append. */
 typedef struct EsLeaf
 {
@@ -128,11 +117,6 @@ typedef struct EsLeaf
 	ResultRelInfo *rri;			/* with the leaf's indexes open */
 	Relation	id_index;		/* unique (bucket, stream_id, event_id) */
 } EsLeaf;
-
-/* Plans kept for the life of the backend. */
-static SPIPlanPtr lock_plan = NULL;
-static SPIPlanPtr create_plan = NULL;
-static SPIPlanPtr update_plan = NULL;
 
 PG_FUNCTION_INFO_V1(eventstore_append);
 
@@ -191,97 +175,28 @@ es_check_version(EsStream *stream, bool has_expected, int64 expected)
 }
 
 /*
- * Run a statement that inserts or updates rows of eventstore.streams, which
- * its guard trigger lets only append() do.
- */
-static int
-es_execute_on_streams(SPIPlanPtr plan, Datum *args)
-{
-	int			rc;
-
-	es_append_active = true;
-	PG_TRY();
-	{
-		rc = SPI_execute_plan(plan, args, NULL, false, 0);
-	}
-	PG_FINALLY();
-	{
-		es_append_active = false;
-	}
-	PG_END_TRY();
-	return rc;
-}
-
-/*
  * Lock the stream's row, or create it, assuming every event of the batch is
- * new: one UPDATE both locks an existing row and moves its version by the
- * batch size (the common case needs no second statement), and a new row
- * is inserted with the batch size as its version.  Returns with
- * stream->exists and stream->version (the version before this append) set.
- * A new stream is checked against the expected version before it is
- * created; an existing one by the caller, once duplicates are known.
+ * new: locking an existing row moves its version by the batch size (the
+ * common case needs no second write), and a new row is inserted with the
+ * batch size as its version (stream.c).  Returns with stream->exists and
+ * stream->version (the version before this append) set.  A new stream is
+ * checked against the expected version before it is created; an existing
+ * one by the caller, once duplicates are known.
  */
 static void
 es_lock_or_create_stream(EsStream *stream, bool has_expected, int64 expected,
 						 int nevents, TimestampTz now)
 {
-	Oid			lock_types[3] = {TEXTOID, INT8OID, TIMESTAMPTZOID};
-	Oid			create_types[5] = {TEXTOID, TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID};
-
-	EsKeptPlan(&lock_plan,
-			   "UPDATE eventstore.streams "
-			   "SET version = version OPERATOR(pg_catalog.+) $2, updated_at = $3 "
-			   "WHERE stream_id OPERATOR(pg_catalog.=) $1 "
-			   "RETURNING partition_key, bucket, version",
-			   3, lock_types);
-	EsKeptPlan(&create_plan,
-			   "INSERT INTO eventstore.streams "
-			   "(stream_id, partition_key, bucket, version, created_at, updated_at) "
-			   "VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (stream_id) DO NOTHING",
-			   5, create_types);
-
 	/*
-	 * Two rounds suffice: a failed creation means another transaction created
-	 * the stream and committed, and then the lock finds the row.
+	 * A failed creation means that another transaction inserted the row
+	 * first; locking it then waits for that transaction and finds the row,
+	 * or, if it aborted, finds none and creates it again.
 	 */
-	for (int round = 0; round < 3; round++)
+	for (;;)
 	{
-		Datum		lock_args[3];
-		Datum		create_args[5];
-		int			rc;
-
-		lock_args[0] = PointerGetDatum(stream->stream_id);
-		lock_args[1] = Int64GetDatum((int64) nevents);
-		lock_args[2] = TimestampTzGetDatum(now);
-		rc = es_execute_on_streams(lock_plan, lock_args);
-		if (rc != SPI_OK_UPDATE_RETURNING)
-			elog(ERROR, "locking the stream failed: %s", SPI_result_code_string(rc));
-		if (SPI_processed == 1)
-		{
-			HeapTuple	row = SPI_tuptable->vals[0];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			bool		isnull;
-			text	   *stored_key;
-
-			stored_key = DatumGetTextPP(SPI_getbinval(row, desc, 1, &isnull));
-			if (stream->given_key != NULL &&
-				(VARSIZE_ANY_EXHDR(stored_key) != VARSIZE_ANY_EXHDR(stream->given_key) ||
-				 memcmp(VARDATA_ANY(stored_key), VARDATA_ANY(stream->given_key),
-						VARSIZE_ANY_EXHDR(stored_key)) != 0))
-				ereport(ERROR,
-						(errcode(ERRCODE_ES_PARTITION_KEY_MISMATCH),
-						 errmsg("stream \"%s\" has a different partition key",
-								text_to_cstring(stream->stream_id)),
-						 errdetail("The stream's partition key is \"%s\"; the call names \"%s\".",
-								   text_to_cstring(stored_key),
-								   text_to_cstring(stream->given_key)),
-						 errhint("Pass the stream's own partition key, or NULL.")));
-			stream->partition_key = DatumGetTextPCopy(PointerGetDatum(stored_key));
-			stream->bucket = DatumGetInt32(SPI_getbinval(row, desc, 2, &isnull));
-			stream->version = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull)) - nevents;
-			stream->exists = true;
+		CHECK_FOR_INTERRUPTS();
+		if (EsStreamLock(stream, nevents, now))
 			return;
-		}
 
 		/* The stream is new. */
 		stream->version = 0;
@@ -291,19 +206,9 @@ es_lock_or_create_stream(EsStream *stream, bool has_expected, int64 expected,
 		stream->partition_key = stream->given_key ? stream->given_key : stream->stream_id;
 		stream->bucket = EsBucketOf(VARDATA_ANY(stream->partition_key),
 									VARSIZE_ANY_EXHDR(stream->partition_key));
-		create_args[0] = PointerGetDatum(stream->stream_id);
-		create_args[1] = PointerGetDatum(stream->partition_key);
-		create_args[2] = Int32GetDatum(stream->bucket);
-		create_args[3] = Int64GetDatum((int64) nevents);
-		create_args[4] = TimestampTzGetDatum(now);
-		rc = es_execute_on_streams(create_plan, create_args);
-		if (rc != SPI_OK_INSERT)
-			elog(ERROR, "creating the stream failed: %s", SPI_result_code_string(rc));
-		if (SPI_processed == 1)
+		if (EsStreamCreate(stream, nevents, now))
 			return;
 	}
-	elog(ERROR, "could not lock or create stream \"%s\"",
-		 text_to_cstring(stream->stream_id));
 }
 
 /*
@@ -508,29 +413,6 @@ es_insert_events(EsLeaf *leaf, EsStream *stream, EsEvent *events, int n,
 }
 
 /*
- * Set the stream's version when the batch held duplicates: the lock moved
- * it by the whole batch, only the new events count.
- */
-static void
-es_correct_version(EsStream *stream, int64 version, TimestampTz now)
-{
-	Oid			types[3] = {TEXTOID, INT8OID, TIMESTAMPTZOID};
-	Datum		args[3];
-	int			rc;
-
-	EsKeptPlan(&update_plan,
-			   "UPDATE eventstore.streams SET version = $2, updated_at = $3 "
-			   "WHERE stream_id OPERATOR(pg_catalog.=) $1",
-			   3, types);
-	args[0] = PointerGetDatum(stream->stream_id);
-	args[1] = Int64GetDatum(version);
-	args[2] = TimestampTzGetDatum(now);
-	rc = es_execute_on_streams(update_plan, args);
-	if (rc != SPI_OK_UPDATE || SPI_processed != 1)
-		elog(ERROR, "updating the stream failed: %s", SPI_result_code_string(rc));
-}
-
-/*
  * eventstore.append(stream_id text, events eventstore.event_in[],
  *					 expected_version bigint DEFAULT NULL,
  *					 partition_key text DEFAULT NULL)
@@ -594,9 +476,6 @@ eventstore_append(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	now = GetCurrentTimestamp();
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
 	/* a stream row locked by this transaction forbids PREPARE from here on */
 	EsNoteAppend();
 	es_lock_or_create_stream(&stream, has_expected, expected, n, now);
@@ -608,7 +487,7 @@ eventstore_append(PG_FUNCTION_ARGS)
 		if (nfresh > 0)
 			es_check_version(&stream, has_expected, expected);
 		if (nfresh < n)
-			es_correct_version(&stream, stream.version + nfresh, now);
+			EsStreamSetVersion(&stream, stream.version + nfresh, now);
 	}
 
 	if (nfresh > 0)
@@ -626,8 +505,6 @@ eventstore_append(PG_FUNCTION_ARGS)
 		es_insert_events(&leaf, &stream, events, n, nfresh, now);
 	}
 	es_close_leaf(&leaf);
-
-	SPI_finish();
 
 	for (int i = 0; i < n; i++)
 	{

@@ -5,12 +5,13 @@
  *
  * eventstore_refuse_change fires BEFORE UPDATE, DELETE and TRUNCATE on
  * eventstore.events and each of its partitions and always raises ES003.
- * eventstore_guard_streams does the same for INSERT, UPDATE, DELETE and
- * TRUNCATE of eventstore.streams unless the statement comes from
- * eventstore.append() itself, which sets es_append_active around its own
- * INSERT and UPDATE of the stream row, or is a COPY FROM sent by the client,
- * the way pg_restore and psql load a dump's rows.  Both triggers are ENABLE
- * ALWAYS, so session_replication_role does not bypass them.
+ * eventstore_guard_streams does the same for every INSERT, UPDATE, DELETE
+ * and TRUNCATE of eventstore.streams, unless it is a COPY FROM sent by the
+ * client, the way pg_restore and psql load a dump's rows.  Both triggers
+ * are ENABLE ALWAYS, so session_replication_role does not bypass them.
+ * eventstore.append() writes stream rows below the executor (stream.c),
+ * where statement triggers do not fire: it is the one writer the trigger
+ * lets through, and no statement can reach that path.
  *
  * eventstore_guard_ddl is an event trigger that keeps the log's tables,
  * sequence, triggers, partitions, types and functions as the extension made
@@ -44,9 +45,6 @@
 
 #include "eventstore.h"
 #include "guard.h"
-
-/* Set by append.c while it inserts or updates a stream row. */
-bool		es_append_active = false;
 
 PG_FUNCTION_INFO_V1(eventstore_refuse_change);
 PG_FUNCTION_INFO_V1(eventstore_guard_streams);
@@ -121,10 +119,11 @@ es_is_client_copy_into(Relation rel)
  * eventstore.guard_streams() returns trigger
  *
  * BEFORE INSERT, UPDATE, DELETE and TRUNCATE of eventstore.streams, for
- * each statement.  Lets eventstore.append() insert and update stream rows,
- * and lets a COPY FROM sent by the client load them (a restore: pg_restore
- * and psql load a dump's rows with COPY); refuses everything else with
- * ES003, INSERT ... SELECT and MERGE included.  It does not check that
+ * each statement.  Lets a COPY FROM sent by the client load rows (a
+ * restore: pg_restore and psql load a dump's rows with COPY); refuses
+ * every other statement with ES003, INSERT ... SELECT and MERGE included,
+ * whoever runs it.  eventstore.append() writes the rows without a
+ * statement (stream.c), so this trigger never sees its writes.  It does not check that
  * copied rows agree with their events: a restore brings both, in any order.
  */
 Datum
@@ -136,8 +135,6 @@ eventstore_guard_streams(PG_FUNCTION_ARGS)
 	es_check_trigger(fcinfo);
 	insert = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
 	/* a statement trigger returns a null pointer, not an SQL null */
-	if (es_append_active && (insert || TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
-		return PointerGetDatum(NULL);
 	if (insert && es_is_client_copy_into(trigdata->tg_relation))
 		return PointerGetDatum(NULL);
 	ereport(ERROR,

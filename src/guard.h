@@ -12,9 +12,6 @@
 
 #include "access/tupdesc.h"
 
-/* Set by append.c while it writes a stream row. */
-extern bool es_append_active;
-
 extern void EsCheckRowType(TupleDesc desc, const Oid *types, int ntypes,
 						   const char *what, const char *user);
 

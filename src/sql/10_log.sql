@@ -13,6 +13,13 @@ CREATE SEQUENCE eventstore.position_blocks
 COMMENT ON SEQUENCE eventstore.position_blocks IS
 'first position of the last block of global positions reserved by the allocator';
 
+/*
+ * Every append updates its stream's row (version, updated_at; neither is
+ * indexed), so the update is HOT whenever the row's page has room for the
+ * new version.  Pruning makes that room again, but not while a concurrent
+ * transaction may still see the old versions; the fillfactor keeps about
+ * 30 versions' worth of each page free for that.
+ */
 CREATE TABLE eventstore.streams (
 	stream_id		text PRIMARY KEY,
 	partition_key	text NOT NULL,
@@ -20,7 +27,7 @@ CREATE TABLE eventstore.streams (
 	version			bigint NOT NULL CHECK (version > 0),
 	created_at		timestamptz NOT NULL,
 	updated_at		timestamptz NOT NULL
-);
+) WITH (fillfactor = 70);
 COMMENT ON TABLE eventstore.streams IS
 'one row per stream: its partition key, bucket and current version';
 
