@@ -18,7 +18,10 @@ OBJS = \
 	src/event.o \
 	src/stream.o \
 	src/append.o \
+	src/feed.o \
+	src/streamscan.o \
 	src/read.o \
+	src/readscan.o \
 	src/guard.o \
 	src/gate.o
 

@@ -74,6 +74,7 @@
 #include "position.h"
 #include "shmem.h"
 #include "stream.h"
+#include "streamscan.h"
 
 /* Columns of eventstore.events, matched by name against each partition. */
 enum
@@ -211,45 +212,6 @@ es_lock_or_create_stream(EsStream *stream, bool has_expected, int64 expected,
 }
 
 /*
- * The leaf partition of eventstore.events that holds a bucket, found the
- * way tuple routing finds it, from the partition bounds.
- */
-static Oid
-es_partition_for_bucket(Relation parent, int bucket)
-{
-	PartitionKey key = RelationGetPartitionKey(parent);
-	PartitionDesc pd = RelationGetPartitionDesc(parent, true);
-	PartitionBoundInfo bounds = pd->boundinfo;
-	Datum		value = Int32GetDatum(bucket);
-	bool		is_equal;
-	int			offset;
-	int			index = -1;
-
-	if (key->strategy != PARTITION_STRATEGY_RANGE || key->partnatts != 1)
-		elog(ERROR, "eventstore.events must be partitioned by range of bucket");
-
-	if (bounds != NULL && bounds->ndatums > 0)
-	{
-		offset = partition_range_datum_bsearch(key->partsupfunc,
-											   key->partcollation,
-											   bounds, 1, &value, &is_equal);
-		index = bounds->indexes[offset + 1];
-	}
-	if (index < 0 && bounds != NULL && partition_bound_has_default(bounds))
-		index = bounds->default_index;
-	if (index < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("no partition of eventstore.events holds bucket %d", bucket),
-				 errhint("Every bucket from 0 to %d needs a partition.", ES_BUCKETS - 1)));
-	if (!pd->is_leaf[index])
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("sub-partitioned partitions of eventstore.events are not supported")));
-	return pd->oids[index];
-}
-
-/*
  * Open the stream's partition for insertion, with its indexes, and map the
  * columns by name: a partition attached later may order them otherwise.
  */
@@ -260,7 +222,7 @@ es_open_leaf(EsLeaf *leaf, int bucket)
 	TupleDesc	desc;
 
 	leaf->parent = table_open(get_relname_relid("events", nsp), RowExclusiveLock);
-	leaf->rel = table_open(es_partition_for_bucket(leaf->parent, bucket),
+	leaf->rel = table_open(EsPartitionForBucket(leaf->parent, bucket),
 						   RowExclusiveLock);
 	desc = RelationGetDescr(leaf->rel);
 

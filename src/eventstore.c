@@ -5,8 +5,8 @@
  *
  * _PG_init only delegates: GUCs first, so that shared memory can be sized
  * from them, then shared memory, the transaction callbacks of the position
- * allocator and of the head, the launcher of the tickers, and the utility
- * hook.
+ * allocator and of the head, the launcher of the tickers, the utility
+ * hook, and the planner hook of the streaming feed scan.
  *
  * src/eventstore.c
  *
@@ -17,6 +17,7 @@
 #include "fmgr.h"
 
 #include "eventstore.h"
+#include "readscan.h"
 #include "guc.h"
 #include "head.h"
 #include "launcher.h"
@@ -37,4 +38,5 @@ _PG_init(void)
 	EsHeadInit();
 	EsLauncherInit();
 	EsUtilityInit();
+	EsReadScanInit();
 }

@@ -10,8 +10,10 @@
  *
  * Files import only downward, in this order: guc, spi, shmem, hash
  * (bucket_of needs the preload check), launcher, position, head, ticker,
- * utility, and above them the SQL
- * functions (guard, event, append, read, gate).
+ * utility, and above them the SQL functions and what they share (guard,
+ * event, stream, feed, streamscan, append, read, readscan, gate): stream
+ * writes a stream's row for append, feed and streamscan read the
+ * partitions directly for read and readscan.
  *
  * src/eventstore.h
  *

@@ -3,28 +3,31 @@
  * read.c
  *		Reading the log: the global feed and single streams.
  *
- * eventstore.read_all computes the head first and only then runs its query,
- * so in READ COMMITTED the query's snapshot is taken after the head and
- * sees every committed event at or below it (see head.c).  In
- * REPEATABLE READ and SERIALIZABLE the head is that of the transaction
- * snapshot, so the same holds for the transaction's reads.
+ * eventstore.read_all computes the head first and only then takes the
+ * snapshot it reads with, so in READ COMMITTED it sees every committed
+ * event at or below the head (see head.c).  In REPEATABLE READ and
+ * SERIALIZABLE the head is that of the transaction snapshot, so the same
+ * holds for the transaction's reads.  The events come from feed.c's merge
+ * of the partitions' insert_order indexes.  This function is what runs
+ * where read_all is called as a function (in a target list, WITH
+ * ORDINALITY, with arguments from other FROM items); a plain FROM item
+ * runs as the streaming scan of readscan.c instead, which does the same
+ * without collecting the rows first.
  *
  * eventstore.open_feed does the same for a cursor: the head first, then
  * the cursor's snapshot when it opens.  Its rows stream from the scan as
  * they are fetched; a set-returning function's rows are collected first.
  *
- * eventstore.read_stream looks the stream's bucket up first and passes it
- * to the events query, so that only the stream's partition is scanned.
- * Appends to one stream commit in stream order (they queue on the stream's
- * row), so a stream read never has gaps to guard against.
+ * eventstore.read_stream reads the stream's partition only (streamscan.c), with
+ * the statement's snapshot.
  *
- * Rows go straight from the executor into the function's tuplestore, whose
- * rows the caller reads as eventstore.recorded_event: before the first row
- * the type and the query's columns are both checked against the types the
- * rows have, so that a type or table altered behind the event trigger's back
- * is an error, not a crash.  The functions run as their caller with the
- * caller's search_path, so their queries name every operator with its
- * schema.
+ * The rows go into the function's tuplestore, which the caller reads as
+ * eventstore.recorded_event: before the first row that type is checked
+ * against the types the rows have, and feed.c and streamscan.c check the
+ * log's columns, so that a type or table altered behind the event
+ * trigger's back is an error, not a crash.  The functions run as their
+ * caller, with the caller's privileges; the query of open_feed names every
+ * operator with its schema, since it runs with the caller's search_path.
  *
  * src/read.c
  *
@@ -34,86 +37,29 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "executor/tstoreReceiver.h"
 #include "fmgr.h"
 #include "funcapi.h"
-#include "nodes/params.h"
-#include "tcop/dest.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
 
 #include "eventstore.h"
+#include "feed.h"
 #include "guard.h"
 #include "head.h"
 #include "shmem.h"
 #include "spi.h"
+#include "streamscan.h"
 
 #define ES_READ_COLUMNS \
 	"insert_order, stream_id, stream_order, event_id, event_type, " \
 	"schema_version, data, metadata, recorded_at, partition_key"
 
-/* The types of those columns: the attributes of eventstore.recorded_event. */
-#define ES_READ_NATTS 10
-static const Oid es_read_types[ES_READ_NATTS] = {
-	INT8OID, TEXTOID, INT8OID, UUIDOID, TEXTOID,
-	INT4OID, JSONBOID, JSONBOID, TIMESTAMPTZOID, TEXTOID
-};
 
-/*
- * A receiver in front of the result's tuplestore that checks the query's
- * columns before the first row: with eventstore.events altered, the rows
- * would not be what the result type says they are.
- */
-typedef struct EsCheckedDest
-{
-	DestReceiver pub;
-	DestReceiver *store;
-	const char *user;
-} EsCheckedDest;
-
-static SPIPlanPtr read_all_plan = NULL;
 static SPIPlanPtr open_feed_plan = NULL;
-static SPIPlanPtr stream_bucket_plan = NULL;
-static SPIPlanPtr read_forward_plan = NULL;
-static SPIPlanPtr read_backward_plan = NULL;
 
 PG_FUNCTION_INFO_V1(eventstore_read_all);
 PG_FUNCTION_INFO_V1(eventstore_open_feed);
 PG_FUNCTION_INFO_V1(eventstore_read_stream);
-
-static void
-es_checked_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
-{
-	EsCheckedDest *dest = (EsCheckedDest *) self;
-
-	EsCheckRowType(typeinfo, es_read_types, ES_READ_NATTS,
-				   "table eventstore.events", dest->user);
-	dest->store->rStartup(dest->store, operation, typeinfo);
-}
-
-static bool
-es_checked_receive(TupleTableSlot *slot, DestReceiver *self)
-{
-	EsCheckedDest *dest = (EsCheckedDest *) self;
-
-	return dest->store->receiveSlot(slot, dest->store);
-}
-
-static void
-es_checked_shutdown(DestReceiver *self)
-{
-	EsCheckedDest *dest = (EsCheckedDest *) self;
-
-	dest->store->rShutdown(dest->store);
-}
-
-static void
-es_checked_destroy(DestReceiver *self)
-{
-	EsCheckedDest *dest = (EsCheckedDest *) self;
-
-	dest->store->rDestroy(dest->store);
-	pfree(dest);
-}
 
 /*
  * Set up the function's result tuplestore, as eventstore.recorded_event,
@@ -128,65 +74,6 @@ es_init_result(FunctionCallInfo fcinfo, const char *user)
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	EsCheckRowType(rsinfo->setDesc, es_read_types, ES_READ_NATTS,
 				   "type eventstore.recorded_event", user);
-}
-
-/*
- * Run a prepared query and send its rows to the function's result
- * tuplestore, once its columns are checked.  read_only follows the
- * function's volatility: a volatile caller gets a new snapshot (in READ
- * COMMITTED) taken now.
- */
-static void
-es_run_into_result(FunctionCallInfo fcinfo, SPIPlanPtr plan, int nargs,
-				   Oid *types, Datum *values, bool *nulls, bool read_only,
-				   const char *user)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	ParamListInfo params = makeParamList(nargs);
-	EsCheckedDest *dest;
-	DestReceiver *store;
-	SPIExecuteOptions options;
-	int			rc;
-
-	for (int i = 0; i < nargs; i++)
-	{
-		params->params[i].value = values[i];
-		params->params[i].isnull = nulls[i];
-		params->params[i].pflags = PARAM_FLAG_CONST;
-		params->params[i].ptype = types[i];
-	}
-
-	store = CreateDestReceiver(DestTuplestore);
-	SetTuplestoreDestReceiverParams(store, rsinfo->setResult,
-									rsinfo->econtext->ecxt_per_query_memory,
-									false, NULL, NULL);
-	dest = palloc0(sizeof(EsCheckedDest));
-	dest->pub.receiveSlot = es_checked_receive;
-	dest->pub.rStartup = es_checked_startup;
-	dest->pub.rShutdown = es_checked_shutdown;
-	dest->pub.rDestroy = es_checked_destroy;
-	dest->pub.mydest = DestTuplestore;
-	dest->store = store;
-	dest->user = user;
-
-	memset(&options, 0, sizeof(options));
-	options.params = params;
-	options.read_only = read_only;
-	options.dest = &dest->pub;
-
-	rc = SPI_execute_plan_extended(plan, &options);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "reading events failed: %s", SPI_result_code_string(rc));
-	dest->pub.rDestroy(&dest->pub);
-}
-
-static inline void
-es_check_max_count(int32 max_count)
-{
-	if (max_count < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_count must be at least 1")));
 }
 
 /*
@@ -226,25 +113,19 @@ es_check_cursor_name(const char *name)
 Datum
 eventstore_read_all(PG_FUNCTION_ARGS)
 {
-	Oid			types[3] = {INT8OID, INT8OID, INT8OID};
-	Datum		values[3];
-	bool		nulls[3] = {false, false, false};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int64		after;
 	int32		max_count;
 	int64		head;
+	Snapshot	snapshot;
+	EsFeed	   *feed;
+	Datum		row[ES_READ_NATTS];
+	bool		rownulls[ES_READ_NATTS];
 
 	EsCheckLoaded();
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("after_position and max_count must not be null")));
-	after = PG_GETARG_INT64(0);
-	max_count = PG_GETARG_INT32(1);
-	if (after < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("after_position must not be negative")));
-	es_check_max_count(max_count);
+	after = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0);
+	max_count = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1);
+	EsCheckFeedArgs(PG_ARGISNULL(0), after, PG_ARGISNULL(1), max_count);
 
 	es_init_result(fcinfo, "eventstore.read_all()");
 
@@ -253,20 +134,12 @@ eventstore_read_all(PG_FUNCTION_ARGS)
 	if (head <= after)
 		PG_RETURN_VOID();
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	EsKeptPlan(&read_all_plan,
-				 "SELECT " ES_READ_COLUMNS " FROM eventstore.events "
-				 "WHERE insert_order OPERATOR(pg_catalog.>) $1 "
-				 "AND insert_order OPERATOR(pg_catalog.<=) $2 "
-				 "ORDER BY insert_order LIMIT $3",
-				 3, types);
-	values[0] = Int64GetDatum(after);
-	values[1] = Int64GetDatum(head);
-	values[2] = Int64GetDatum((int64) max_count);
-	es_run_into_result(fcinfo, read_all_plan, 3, types, values, nulls, false,
-					   "eventstore.read_all()");
-	SPI_finish();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	feed = EsFeedBegin(after, head, max_count, snapshot);
+	for (int32 n = 0; n < max_count && EsFeedNext(feed, row, rownulls); n++)
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, rownulls);
+	EsFeedEnd(feed);
+	UnregisterSnapshot(snapshot);
 
 	PG_RETURN_VOID();
 }
@@ -351,84 +224,29 @@ eventstore_open_feed(PG_FUNCTION_ARGS)
 Datum
 eventstore_read_stream(PG_FUNCTION_ARGS)
 {
-	Oid			bucket_types[1] = {TEXTOID};
-	Oid			types[4] = {INT4OID, TEXTOID, INT8OID, INT8OID};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Datum		values[4];
-	bool		nulls[4] = {false, false, false, false};
-	text	   *stream_id;
-	bool		backwards;
-	int64		from;
-	Datum		bucket;
-	bool		isnull;
-	int			rc;
+	bool		nulls[4];
+	EsStreamScanArgs args;
+	EsStreamScan *reader;
+	Datum		row[ES_READ_NATTS];
+	bool		rownulls[ES_READ_NATTS];
 
 	EsCheckLoaded();
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("stream_id must not be null")));
-	if (PG_ARGISNULL(3))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("backwards must not be null")));
-	stream_id = PG_GETARG_TEXT_PP(0);
-	backwards = PG_GETARG_BOOL(3);
-	if (PG_ARGISNULL(1))
-		from = backwards ? PG_INT64_MAX : 1;
-	else
+	for (int i = 0; i < 4; i++)
 	{
-		from = PG_GETARG_INT64(1);
-		if (from < 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("from_stream_order must be at least 1")));
+		nulls[i] = PG_ARGISNULL(i);
+		values[i] = nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
 	}
-	if (!PG_ARGISNULL(2))
-		es_check_max_count(PG_GETARG_INT32(2));
+	EsCheckStreamScanArgs(values, nulls, &args);
 
 	es_init_result(fcinfo, "eventstore.read_stream()");
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	EsKeptPlan(&stream_bucket_plan,
-				 "SELECT bucket FROM eventstore.streams "
-				 "WHERE stream_id OPERATOR(pg_catalog.=) $1",
-				 1, bucket_types);
-	values[0] = PointerGetDatum(stream_id);
-	rc = SPI_execute_plan(stream_bucket_plan, values, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "looking up the stream failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 0)
-	{
-		SPI_finish();
-		PG_RETURN_VOID();
-	}
-	bucket = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-						   &isnull);
-
-	EsKeptPlan(&read_forward_plan,
-				 "SELECT " ES_READ_COLUMNS " FROM eventstore.events "
-				 "WHERE bucket OPERATOR(pg_catalog.=) $1 "
-				 "AND stream_id OPERATOR(pg_catalog.=) $2 "
-				 "AND stream_order OPERATOR(pg_catalog.>=) $3 "
-				 "ORDER BY stream_order LIMIT $4",
-				 4, types);
-	EsKeptPlan(&read_backward_plan,
-				 "SELECT " ES_READ_COLUMNS " FROM eventstore.events "
-				 "WHERE bucket OPERATOR(pg_catalog.=) $1 "
-				 "AND stream_id OPERATOR(pg_catalog.=) $2 "
-				 "AND stream_order OPERATOR(pg_catalog.<=) $3 "
-				 "ORDER BY stream_order DESC LIMIT $4",
-				 4, types);
-	values[0] = bucket;
-	values[1] = PointerGetDatum(stream_id);
-	values[2] = Int64GetDatum(from);
-	values[3] = PG_ARGISNULL(2) ? (Datum) 0 : Int64GetDatum((int64) PG_GETARG_INT32(2));
-	nulls[3] = PG_ARGISNULL(2);
-	es_run_into_result(fcinfo,
-					   backwards ? read_backward_plan : read_forward_plan,
-					   4, types, values, nulls, true, "eventstore.read_stream()");
-	SPI_finish();
+	reader = EsStreamScanBegin(&args, GetActiveSnapshot());
+	for (int64 n = 0; (args.limit < 0 || n < args.limit) &&
+		 EsStreamScanNext(reader, row, rownulls); n++)
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, rownulls);
+	EsStreamScanEnd(reader);
 
 	PG_RETURN_VOID();
 }

@@ -36,10 +36,12 @@ ES_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # virtual package postgresql-contrib-15); perl and procps are there on most
 # images but prove and pkill come from them.  pgbouncer is for
 # test/t/008_pooler.pl, which starts its own (the package's service is not
-# used).
+# used).  PgQ is a peer of eventstore in test/bench (no pgqd: the suite
+# ticks its queues itself).
 ES_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
 	postgresql-$PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl
-	libipc-run-perl make gcc libc6-dev perl procps pgbouncer"
+	libipc-run-perl make gcc libc6-dev perl procps pgbouncer
+	postgresql-$PG_MAJOR-pgq3"
 
 ES_WORK=""
 ES_CLUSTERS=()

@@ -16,6 +16,11 @@
  *		would be in a live system
  *	bench.catchup(source, target, page)
  *		W4: a consumer catching up from position 0, page by page
+ *	bench.pgq_preload(queue, n), bench.pgq_first_tick(queue),
+ *	bench.pgq_next_batch(queue, consumer)
+ *		W4's PgQ queue: n events ticked into batches of 1,000 (PgQ 3.5,
+ *		extension pgq), the tick its consumers start from, and a
+ *		consumer's next batch, from the start again past the last one
  *	bench.head_lag(seconds, interval_ms)
  *		W5: samples the head against the newest committed position
  *	bench.es_append_expected(...), bench.plain_append_expected(...)
@@ -74,6 +79,12 @@ $$;
  *			(no head: what read_all costs beyond the scan itself)
  *	plain	the same range scan over plain.events by its identity key (one
  *			unpartitioned table)
+ *	pgq		PgQ's consumer path over the queue "catchup" (bench.pgq_preload):
+ *			pgq.next_batch, every row of pgq.get_batch_events,
+ *			pgq.finish_batch; a "page" is one batch (1,000 events: one tick
+ *			per 1,000 events), and the consumer "bench-catchup" is first
+ *			moved to the queue's first tick, so every call reads the same
+ *			events
  * Returns the events read, the seconds taken, and the median and 99th
  * percentile of one page call in milliseconds.  Timed with clock_timestamp()
  * inside the server.  Each source is a static query, so that its plan is
@@ -91,9 +102,13 @@ DECLARE
 	t1 timestamptz;
 	calls float8[] := '{}';
 	feed refcursor;
+	batch bigint;
 BEGIN
-	IF source NOT IN ('es', 'feed', 'events', 'plain') THEN
+	IF source NOT IN ('es', 'feed', 'events', 'plain', 'pgq') THEN
 		RAISE EXCEPTION 'unknown source "%"', source;
+	END IF;
+	IF source = 'pgq' THEN
+		PERFORM pgq.register_consumer_at('catchup', 'bench-catchup', bench.pgq_first_tick('catchup'));
 	END IF;
 	events := 0;
 	t0 := clock_timestamp();
@@ -103,7 +118,15 @@ BEGIN
 	LOOP
 		t1 := clock_timestamp();
 		got := 0;
-		IF source = 'feed' THEN
+		IF source = 'pgq' THEN
+			batch := pgq.next_batch('catchup', 'bench-catchup');
+			EXIT WHEN batch IS NULL;
+			FOR r IN SELECT * FROM pgq.get_batch_events(batch) LOOP
+				got := got + 1;
+				last := r.ev_id;
+			END LOOP;
+			PERFORM pgq.finish_batch(batch);
+		ELSIF source = 'feed' THEN
 			FOR i IN 1 .. page LOOP
 				FETCH feed INTO r;
 				EXIT WHEN NOT FOUND;
@@ -138,6 +161,66 @@ BEGIN
 		   round(percentile_disc(0.99) WITHIN GROUP (ORDER BY c)::numeric, 3)
 	  INTO p50_ms, p99_ms FROM unnest(calls) c;
 	RETURN NEXT;
+END
+$$;
+
+/*
+ * W4's PgQ queue: n events into `queue` in transactions of 1,000, each
+ * followed by a tick in a transaction of its own, so that every batch a
+ * consumer gets holds 1,000 events (the last one the rest).  The queue's
+ * ticker_max_count is set to 1 first: pgq.ticker(queue) then ticks whenever
+ * there is a new event, whatever the time since the last tick.  No pgqd
+ * runs, so nothing else ticks or rotates the queue's tables.  The data and
+ * metadata are those of bench.payload(i) and bench.metadata(i), as text in
+ * ev_data and ev_extra1.  A procedure: it commits as it goes.
+ */
+CREATE PROCEDURE bench.pgq_preload(queue text, n bigint)
+LANGUAGE plpgsql
+AS $$
+BEGIN
+	PERFORM pgq.set_queue_config(queue, 'ticker_max_count', '1');
+	COMMIT;
+	FOR b IN 0 .. (n + 999) / 1000 - 1 LOOP
+		PERFORM pgq.insert_event(queue, 'OrderPlaced', bench.payload(i)::text,
+								 bench.metadata(i)::text, NULL, NULL, NULL)
+		   FROM generate_series(b * 1000 + 1, least(n, b * 1000 + 1000)) i;
+		COMMIT;
+		PERFORM pgq.ticker(queue);
+		COMMIT;
+	END LOOP;
+END
+$$;
+
+/* The first tick of a PgQ queue: where its consumers start again. */
+CREATE FUNCTION bench.pgq_first_tick(queue text)
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+	RETURN (SELECT min(t.tick_id) FROM pgq.tick t JOIN pgq.queue q ON q.queue_id = t.tick_queue
+			 WHERE q.queue_name = queue);
+END
+$$;
+
+/*
+ * W4c's PgQ consumer: the batch id of the consumer's next batch; when the
+ * consumer has read the last batch, it is moved back to the queue's first
+ * tick and gets the first batch again, so a client can read for as long as
+ * a run lasts.  The consumer must be registered (run.sh does it).
+ */
+CREATE FUNCTION bench.pgq_next_batch(queue text, consumer text)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+	batch bigint;
+BEGIN
+	batch := pgq.next_batch(queue, consumer);
+	IF batch IS NULL THEN
+		PERFORM pgq.register_consumer_at(queue, consumer, bench.pgq_first_tick(queue));
+		batch := pgq.next_batch(queue, consumer);
+	END IF;
+	RETURN batch;
 END
 $$;
 

@@ -5,7 +5,7 @@
  *		markdown table.
  *
  * psql variables: raw (the raw CSV, one line per repetition), csv and md
- * (the files to write).  Runs in temporary tables of any database, as a
+ * (the files to write), probes (the markdown table of the commit probes).  Runs in temporary tables of any database, as a
  * superuser: the CSV files are read and written by the server (psql's
  * \copy does not expand variables).
  *
@@ -14,6 +14,11 @@
  * its baseline cell (and, in the notes, to its other baselines); for W7 the
  * conflict rate (conflicts / attempts, attempts = conflicts + successful
  * appends) over all repetitions; for W5 the median of the head lag figures.
+ *
+ * The commit probes (workload "probe", one before every repetition; the
+ * variant names what it preceded) are no cells: they get a table of their
+ * own, per variant and over all, with min, median and max commits/s and the
+ * probes in the order they ran.
  */
 \set ON_ERROR_STOP 1
 
@@ -69,6 +74,7 @@ SELECT workload, clients, variant,
 	   sum(failed) AS failed,
 	   string_agg(DISTINCT nullif(note, ''), '; ') AS note
   FROM raw
+ WHERE workload <> 'probe'
  GROUP BY workload, clients, variant;
 
 /* A reference WORKLOAD/VARIANT/CLIENTS to the events/s of that cell. */
@@ -138,4 +144,20 @@ SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |',
 			  CASE WHEN wal_per_event IS NULL THEN '-' ELSE to_char(round(wal_per_event), 'FM999,999,990') END,
 			  coalesce(notes, ''))
   FROM result ORDER BY seq;
+\o
+
+\o :probes
+SELECT '| before | probes | min commits/s | median | max | max ÷ min | in order |';
+SELECT '|---|---:|---:|---:|---:|---:|---|';
+SELECT format('| %s | %s | %s | %s | %s | %s | %s |',
+			  coalesce(variant, 'all'), count(*), pg_temp.fmt(min(events_per_s)),
+			  pg_temp.fmt(percentile_cont(0.5) WITHIN GROUP (ORDER BY events_per_s)),
+			  pg_temp.fmt(max(events_per_s)),
+			  to_char(max(events_per_s) / nullif(min(events_per_s), 0), 'FM990.00'),
+			  CASE WHEN variant IS NULL THEN ''
+				   ELSE string_agg(pg_temp.fmt(events_per_s), ', ' ORDER BY seq) END)
+  FROM raw
+ WHERE workload = 'probe'
+ GROUP BY GROUPING SETS ((variant), ())
+ ORDER BY variant IS NULL, min(seq);
 \o

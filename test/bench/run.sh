@@ -1,8 +1,8 @@
 #!/bin/bash
 # test/bench/run.sh: the benchmark suite of eventstore.
 #
-#     bash test/bench/run.sh            full run (3 repetitions, ~30 min)
-#     bash test/bench/run.sh --quick    smoke test (1 repetition, < 3 min)
+#     bash test/bench/run.sh            full run (3 repetitions, 40-45 min)
+#     bash test/bench/run.sh --quick    smoke test (1 repetition, ~4 min)
 #
 # Like test/all.sh it installs missing packages, builds a copy of the tree
 # and installs the extension, then starts ONE throwaway cluster (as the
@@ -25,9 +25,25 @@
 # full-page images of the pages a run touches first (more of them per event
 # in short runs).  Method details: test/bench/benchlib.sh.
 #
+# Commit probe: every repetition (of every client count of a workload)
+# starts with BENCH_PROBE_SECONDS of W1's "commit" script at 1 client,
+# recorded as workload "probe" in latest-raw.csv and tabled in latest.md
+# (min / median / max per workload).  Ratios are taken within a
+# repetition; the probes show how much the machine drifted around them, and
+# between one run and the next.
+#
 # Data: 10,000 streams s-1 .. s-10000 picked at random; events of ~200
 # bytes of data and ~100 bytes of metadata (bench.payload/bench.metadata in
-# bench.sql).  The baselines are in baseline.sql (schema "plain").
+# bench.sql).  The baselines are in baseline.sql (schema "plain"); the
+# peer is PgQ (extension pgq, package postgresql-15-pgq3), whose events
+# carry the same bytes as text: data in ev_data, metadata in ev_extra1.
+# PgQ is a queue, not an event store: no streams, versions or unique keys,
+# one index (on ev_txid); nothing ticks it but the suite (no pgqd).
+#
+# pgbench runs -M prepared: each script's statements are parsed and planned
+# once per connection (eventstore's functions keep their own plans in any
+# case; a plain query run with -M simple pays its parse and plan on every
+# call, which lowers the plain baselines).
 #
 # Workloads (clients 1, 2, 8 unless said; pgbench -j 2; -M prepared):
 #   W1   one event per append to a random stream, autocommit:
@@ -35,21 +51,37 @@
 #          plain    SELECT plain.append(s, ...): advisory lock on the
 #                   stream, then INSERT ... SELECT max(version) + 1
 #          commit   INSERT INTO plain.tiny: the cost of a commit alone
+#          pgq      SELECT pgq.insert_event('bench', type, data, metadata,
+#                   NULL, NULL, NULL) (es shows it as "÷ pgq")
 #   W2   a batch of 100 events to one random stream:
 #          es              one append of an ARRAY[...] of 100 events
 #          plain-multirow  advisory lock, then one INSERT of a VALUES list
 #                          of 100 rows, versions = max(version) + i
 #          setbased        the same lock, INSERT ... SELECT generate_series
+#          pgq             BEGIN, one statement calling pgq.insert_event
+#                          for each of 100 rows of a VALUES list, COMMIT
+#                          (a statement per insert_event instead costs
+#                          100 round trips: about a fifth of the events/s
+#                          at 1 client, a third at 8)
 #   W2b  batches of 1,000 events (clients 1, 2), es, against
 #          copy-indexed    COPY of BENCH_COPY_ROWS (1M) events from a CSV
 #                          file in one transaction into a fresh copy of
 #                          plain.events with its indexes
 #          copy-unindexed  the same into a table without indexes
 #        (COPY is timed with clock_timestamp(), commit included)
-#   W3   read a whole 100-event stream (streams r-1 .. r-N made by
-#        bench.make_read_streams, same events in both stores), clients 1, 2:
-#          es       SELECT * FROM eventstore.read_stream(r)
+#   W3   read a whole 100-event stream, clients 1 and 8 (on 2 cores, 1
+#        client mostly waits on round trips; 8 keep the CPUs busy and show
+#        what a call costs).  Streams r-1 .. r-N (BENCH_READ_STREAMS) made
+#        by bench.make_read_streams, the same events in both stores,
+#        appended round-robin over the streams (event 1 of every stream,
+#        then event 2, ...), so a stream's 100 events lie on 100 different
+#        heap pages as in a live store.  W3 runs first, while both stores
+#        hold the read streams and nothing else (W6 reads them again in a
+#        preloaded database):
+#          es       SELECT * FROM eventstore.read_stream(r)  (10 columns)
 #          plain    SELECT * FROM plain.events WHERE stream_id = r ORDER BY version
+#                   (the 8 columns the table has: no schema_version,
+#                   no partition_key)
 #        events/s counts events read (100 per call)
 #   W7   8 clients append one event each to ONE hot stream with an exact
 #        expected version, retrying on conflict inside a PL/pgSQL function
@@ -73,13 +105,20 @@
 #        databases grow by what the workloads append (W2 most: it runs
 #        last), so "@0" means "starting empty".
 #   W4   catch-up in the preloaded database: read the global feed from 0 in
-#        pages of 1,000 until 1M events (bench.catchup('es'): read_all in a
-#        PL/pgSQL loop) vs the same loop as a plain indexed range scan over
-#        the same table, eventstore.events ('events', the baseline), and
-#        over plain.events by id ('plain'); 1 client; p50/p99 are per page.
-#        es-feed: one eventstore.open_feed cursor fetched row by row in the
-#        same loop.  These run inside the server, so they show the server's
-#        cost alone.
+#        pages of 1,000 until BENCH_CATCHUP events (bench.catchup('es'):
+#        read_all in a PL/pgSQL loop) vs the same loop as a plain indexed
+#        range scan over plain.events by id ('plain', one unpartitioned
+#        table: the baseline) and over eventstore.events itself ('events',
+#        8 partitions merged by a MergeAppend: "÷ events" in the notes);
+#        1 client; p50/p99 are per page.  es-feed: one eventstore.open_feed
+#        cursor fetched row by row in the same loop.  pgq: PgQ's consumer
+#        path over a queue of BENCH_CATCHUP events ticked every 1,000
+#        (bench.pgq_preload, reported as "W4 preload"; the queue holds only
+#        those, where the other stores hold BENCH_PRELOAD): next_batch,
+#        get_batch_events, finish_batch, the consumer moved back to the
+#        first tick before each run.  These run inside the server, so they
+#        show the server's cost alone.  All in one transaction; PgQ's
+#        finish_batch writes (WAL per event), the others only read.
 #   W8   W1 at 8 clients with 0 and with 8 followers attached (eventstore-follow
 #        processes from the head: LISTEN, wake on the ticker's notifications,
 #        read every event); ratio = with 8 / with 0.  Target: >= 0.95.
@@ -93,10 +132,15 @@
 #        arrives.  p50/p99 are those latencies (from the append call, so its
 #        commit is included); events/s is the load's.
 #   W4c  the same pages read by a client (pgbench, rows sent over the
-#        socket): read_all at a random page among the first BENCH_CATCHUP
-#        positions (es), 100 pages of FETCH 1000 from one open_feed cursor
-#        per transaction (es-feed), and the range scan over eventstore.events
-#        (events, the baseline); p50/p99 per transaction.
+#        socket), clients 1 and 8: read_all at a random page among the
+#        first BENCH_CATCHUP positions (es), 100 pages of FETCH 1000 from
+#        one open_feed cursor per transaction (es-feed), the range scan over
+#        plain.events by id (plain, the baseline; SELECT *, its 8 columns)
+#        and over eventstore.events (events, the same 10 columns as
+#        read_all); pgq: one transaction of next_batch, get_batch_events
+#        (1,000 rows sent) and finish_batch, each client its own consumer
+#        (w4c-0 ..), which reads the queue's batches in order and starts
+#        again at the first tick after the last; p50/p99 per transaction.
 #
 # Knobs (environment; defaults full / --quick):
 #   BENCH_SECONDS (10 / 2)   duration of one pgbench run
@@ -104,6 +148,7 @@
 #   BENCH_PRELOAD (10000000 / 200000), BENCH_COPY_ROWS (1000000 / 100000)
 #   BENCH_READ_STREAMS (1000 / 200), BENCH_W5_SECONDS (10 / 3)
 #   BENCH_W6_CLIENTS ("2"), BENCH_CATCHUP (1000000 / BENCH_PRELOAD)
+#   BENCH_PROBE_SECONDS (2 / 1)   duration of one commit probe
 #   ES_KEEP=1 keeps the work directory (/tmp/eventstore.XXXXXX).
 # Exit status 1 if any run failed (the table marks it).
 
@@ -128,14 +173,18 @@ done
 if [ "$MODE" = quick ]; then
 	: "${BENCH_SECONDS:=2}" "${BENCH_REPS:=1}" "${BENCH_PRELOAD:=200000}"
 	: "${BENCH_COPY_ROWS:=100000}" "${BENCH_READ_STREAMS:=200}" "${BENCH_W5_SECONDS:=3}"
+	: "${BENCH_PROBE_SECONDS:=1}"
 else
 	: "${BENCH_SECONDS:=10}" "${BENCH_REPS:=3}" "${BENCH_PRELOAD:=10000000}"
 	: "${BENCH_COPY_ROWS:=1000000}" "${BENCH_READ_STREAMS:=1000}" "${BENCH_W5_SECONDS:=10}"
+	: "${BENCH_PROBE_SECONDS:=2}"
 fi
 : "${BENCH_W6_CLIENTS:=2}" "${BENCH_STREAMS:=10000}"
 if [ -z "${BENCH_CATCHUP:-}" ]; then
 	BENCH_CATCHUP=$((BENCH_PRELOAD < 1000000 ? BENCH_PRELOAD : 1000000))
 fi
+# W4c's pages of 1,000 (pgbench's :pages)
+BENCH_PAGES=$((BENCH_CATCHUP / 1000))
 CLIENTS="1 2 8"
 # 10000000 -> 10M, 200000 -> 200k: the W6 variant names
 PRELOAD_LABEL=$(awk -v n="$BENCH_PRELOAD" 'BEGIN {
@@ -170,12 +219,13 @@ bench_configure() {
 	}
 }
 
-# A database with the extension, the baselines, the helpers and W3's
-# read streams.
+# A database with the extension, PgQ and its queue "bench" (W1, W2), the
+# baselines, the helpers and W3's read streams.
 bench_create_db() {
 	local db=$1
 	bq postgres -c "CREATE DATABASE $db" &&
-		bq "$db" -c "CREATE EXTENSION eventstore" \
+		bq "$db" -c "CREATE EXTENSION eventstore" -c "CREATE EXTENSION pgq" \
+			-c "SELECT pgq.create_queue('bench')" \
 			-f "$BENCH_SRC/baseline.sql" -f "$BENCH_SRC/bench.sql" >/dev/null &&
 		bq "$db" -c "SELECT bench.make_read_streams($BENCH_READ_STREAMS)" >/dev/null &&
 		bq "$db" -c "VACUUM ANALYZE" ||
@@ -204,6 +254,10 @@ gen_scripts() {
 		\set s random(1, :streams)
 		SELECT plain.append('s-' || :s, 'OrderPlaced', '$d1', '$m1');
 	EOF
+	cat >"$BENCH_SCRIPTS/w1_pgq.sql" <<-EOF
+		-- W1 PgQ: one event into the queue "bench" (autocommit), the metadata in ev_extra1
+		SELECT pgq.insert_event('bench', 'OrderPlaced', '$d1', '$m1', NULL, NULL, NULL);
+	EOF
 	cat >"$BENCH_SCRIPTS/w1_commit.sql" <<-EOF
 		-- W1 commit: one tiny row per transaction, the cost of a commit
 		\set s random(1, :streams)
@@ -213,6 +267,7 @@ gen_scripts() {
 		gen_es_batch "$n" >"$BENCH_SCRIPTS/es_batch_$n.sql"
 		gen_plain_batch "$n" >"$BENCH_SCRIPTS/plain_batch_$n.sql"
 	done
+	gen_pgq_batch 100 >"$BENCH_SCRIPTS/pgq_batch_100.sql"
 	cat >"$BENCH_SCRIPTS/setbased_batch_100.sql" <<-EOF
 		-- W2 setbased: 100 events to one random stream as INSERT ... SELECT over generate_series
 		\set s random(1, :streams)
@@ -249,10 +304,23 @@ gen_scripts() {
 		\set p random(0, :pages - 1) * 1000
 		SELECT * FROM eventstore.read_all(:p, 1000);
 	EOF
+	cat >"$BENCH_SCRIPTS/w4_plain.sql" <<-EOF
+		-- W4 baseline: the same page as an indexed range scan over plain.events (one table) by id
+		\set p random(0, :pages - 1) * 1000
+		SELECT * FROM plain.events WHERE id > :p ORDER BY id LIMIT 1000;
+	EOF
 	cat >"$BENCH_SCRIPTS/w4_events.sql" <<-EOF
-		-- W4 baseline: the same page as a plain indexed range scan over eventstore.events
+		-- W4 baseline: the same page as an indexed range scan over eventstore.events (8 partitions)
 		\set p random(0, :pages - 1) * 1000
 		SELECT $ES_W4_COLUMNS FROM eventstore.events WHERE insert_order > :p ORDER BY insert_order LIMIT 1000;
+	EOF
+	cat >"$BENCH_SCRIPTS/w4_pgq.sql" <<-EOF
+		-- W4 PgQ: the consumer's next batch of 1,000 (its own consumer per client), read and finished
+		BEGIN;
+		SELECT bench.pgq_next_batch('catchup', 'w4c-' || :client_id) AS batch \gset
+		SELECT * FROM pgq.get_batch_events(:batch);
+		SELECT pgq.finish_batch(:batch);
+		COMMIT;
 	EOF
 	{
 		echo "-- W4 eventstore: 100 pages of 1,000 fetched from one open_feed cursor"
@@ -296,20 +364,48 @@ gen_plain_batch() {
 	echo 'END;'
 }
 
+# PgQ: N events into the queue "bench" in one transaction, one
+# pgq.insert_event call per event, all in one statement over a VALUES list
+# (so the client sends one statement, as for the other batches, not N).
+gen_pgq_batch() {
+	local n=$1
+	echo "-- PgQ: $n events into the queue in one transaction, one insert_event each, one statement"
+	echo 'BEGIN;'
+	echo "SELECT count(pgq.insert_event('bench', 'OrderPlaced', b.d, b.m, NULL, NULL, NULL))"
+	echo "  FROM (VALUES"
+	head -n "$n" "$BENCH_WORK/payloads.tsv" | awk -F'\t' -v n="$n" -v q="'" '{
+		printf "\t(%s%s%s, %s%s%s)%s\n", q, $2, q, q, $3, q, (NR < n ? "," : ") AS b(d, m);") }'
+	echo 'COMMIT;'
+}
+
 # --- workloads -------------------------------------------------------------
+
+# bench_probe DB LABEL REP: the commit-rate probe taken before every
+# repetition, BENCH_PROBE_SECONDS of W1's commit script (one tiny row per
+# transaction) at 1 client, recorded as workload "probe", variant LABEL
+# (what it precedes).  Like every run it starts with a CHECKPOINT, so it
+# sees the machine as the run after it will, not the writeback of the run
+# before.  The report lists the probes, so that a machine that got slower
+# or faster during a run, or between runs, shows.
+bench_probe() {
+	local db=$1 label=$2 rep=$3
+	bench_pgbench "$db" 1 w1_commit.sql 1 -T "$BENCH_PROBE_SECONDS"
+	bench_record probe 1 "$label" "$rep" "" ""
+}
 
 # run_matrix WORKLOAD DB "CLIENTS..." SPEC...
 # SPEC is "variant|script|events per transaction|baseline|alt baselines|db";
 # {c} in a baseline stands for the client count, db defaults to DB.  For
-# each client count, each repetition runs every SPEC once, the order
-# rotated by one per repetition (A B C, B C A, C A B) so that no variant is
-# always first.
+# each client count, each repetition starts with a commit probe and runs
+# every SPEC once, the order rotated by one per repetition (A B C, B C A,
+# C A B) so that no variant is always first.
 run_matrix() {
 	local workload=$1 db=$2 clients_list=$3
 	shift 3
 	local specs=("$@") n=$# c rep k spec name script per base alts sdb
 	for c in $clients_list; do
 		for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+			bench_probe "$db" "$workload c=$c" "$rep"
 			for ((k = 0; k < n; k++)); do
 				spec=${specs[(k + rep - 1) % n]}
 				IFS='|' read -r name script per base alts sdb <<<"$spec"
@@ -326,18 +422,21 @@ W2_VARIANTS=("es|es_batch_100.sql|100" "plain-multirow|plain_batch_100.sql|100"
 	"setbased|setbased_batch_100.sql|100")
 W3_VARIANTS=("es|w3_es.sql|100" "plain|w3_plain.sql|100")
 
+# W1 and W2 also run PgQ (not in W6: its queue is not preloaded).
 w1() {
 	run_matrix W1 "$1" "$CLIENTS" \
-		"${W1_VARIANTS[0]}|W1/plain/{c}|W1/commit/{c}" "${W1_VARIANTS[1]}||" "${W1_VARIANTS[2]}||"
+		"${W1_VARIANTS[0]}|W1/plain/{c}|W1/commit/{c};W1/pgq/{c}" "${W1_VARIANTS[1]}||" \
+		"${W1_VARIANTS[2]}||" "pgq|w1_pgq.sql|1||"
 }
 
 w2() {
 	run_matrix W2 "$1" "$CLIENTS" \
-		"${W2_VARIANTS[0]}|W2/plain-multirow/{c}|W2/setbased/{c}" "${W2_VARIANTS[1]}||" "${W2_VARIANTS[2]}||"
+		"${W2_VARIANTS[0]}|W2/plain-multirow/{c}|W2/setbased/{c};W2/pgq/{c}" "${W2_VARIANTS[1]}||" \
+		"${W2_VARIANTS[2]}||" "pgq|pgq_batch_100.sql|100||"
 }
 
 w3() {
-	run_matrix W3 "$1" "1 2" "${W3_VARIANTS[0]}|W3/plain/{c}|" "${W3_VARIANTS[1]}||"
+	run_matrix W3 "$1" "1 8" "${W3_VARIANTS[0]}|W3/plain/{c}|" "${W3_VARIANTS[1]}||"
 }
 
 # W6: the variants of one workload in the empty database (@0) and in the
@@ -363,6 +462,7 @@ w2b() {
 	                     FROM generate_series(0, $BENCH_COPY_ROWS - 1) g)
 	             TO '$csv' WITH (FORMAT csv)" || es_die "could not write $csv"
 	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+		bench_probe "$db" W2b "$rep"
 		for c in 1 2; do
 			bench_pgbench "$db" "$c" es_batch_1000.sql 1000
 			bench_record W2b "$c" es "$rep" "W2b/copy-indexed/1" "W2b/copy-unindexed/1"
@@ -455,6 +555,7 @@ w5() {
 	bq bench_other -c "CREATE TABLE public.unrelated (x int)" || es_die "unrelated"
 	bq "$db" -c "CREATE TABLE public.unrelated (x int)" || es_die "unrelated"
 	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+		bench_probe "$db" W5 "$rep"
 		w5_once "$db" es-no-open-txn "" "$rep" ""
 		w5_once "$db" es-open-txn-other-db bench_other "$rep" "W5/es-no-open-txn/2"
 		w5_once "$db" es-open-txn-same-db "$db" "$rep" "W5/es-no-open-txn/2"
@@ -473,24 +574,51 @@ preload() {
 	bq "$db" -c "VACUUM ANALYZE" || es_die "vacuum"
 }
 
-w4() {
-	local db=$1 rep pages=$((BENCH_CATCHUP / 1000))
-	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
-		bench_psql_timed "$db" "SELECT events, seconds, p50_ms, p99_ms FROM bench.catchup('es', $BENCH_CATCHUP)"
-		bench_record W4 1 es "$rep" "W4/events/1" "W4/plain/1"
-		bench_psql_timed "$db" "SELECT events, seconds, p50_ms, p99_ms FROM bench.catchup('feed', $BENCH_CATCHUP)"
-		bench_record W4 1 es-feed "$rep" "W4/events/1" "W4/plain/1"
-		bench_psql_timed "$db" "SELECT events, seconds, p50_ms, p99_ms FROM bench.catchup('events', $BENCH_CATCHUP)"
-		bench_record W4 1 events "$rep" "" ""
-		bench_psql_timed "$db" "SELECT events, seconds, p50_ms, p99_ms FROM bench.catchup('plain', $BENCH_CATCHUP)"
-		bench_record W4 1 plain "$rep" "" ""
-		bench_pgbench "$db" 1 w4_es.sql 1000 -D pages="$pages"
-		bench_record W4c 1 es "$rep" "W4c/events/1" ""
-		bench_pgbench "$db" 1 w4_feed.sql 100000 -D pages="$pages"
-		bench_record W4c 1 es-feed "$rep" "W4c/events/1" ""
-		bench_pgbench "$db" 1 w4_events.sql 1000 -D pages="$pages"
-		bench_record W4c 1 events "$rep" "" ""
+# W4's PgQ queue "catchup" in the preloaded database: BENCH_CATCHUP events
+# in batches of 1,000 (bench.pgq_preload), one run; and W4c's consumers,
+# w4c-0 .. w4c-7 (one per pgbench client), registered at its first tick.
+pgq_preload() {
+	local db=$1 i
+	bq "$db" -c "SELECT pgq.create_queue('catchup')" >/dev/null || es_die "pgq queue"
+	bench_psql_timed "$db" "SELECT clock_timestamp() AS t0 \gset
+		CALL bench.pgq_preload('catchup', $BENCH_CATCHUP);
+		SELECT $BENCH_CATCHUP, extract(epoch FROM clock_timestamp() - :'t0'::timestamptz), NULL, NULL;"
+	bench_record "W4 preload" 1 pgq 1 "" ""
+	for ((i = 0; i < 8; i++)); do
+		bq "$db" -c "SELECT pgq.register_consumer_at('catchup', 'w4c-$i', bench.pgq_first_tick('catchup'))" \
+			>/dev/null || es_die "pgq consumer"
 	done
+	bq "$db" -c "VACUUM ANALYZE" || es_die "vacuum"
+}
+
+# W4 in the server, interleaved per repetition; es, es-feed and pgq name
+# plain (one table) as baseline and the partitioned table as alternative.
+w4() {
+	local db=$1 rep source name
+	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+		bench_probe "$db" W4 "$rep"
+		for source in es feed pgq events plain; do
+			name=$source
+			[ "$source" = feed ] && name=es-feed
+			bench_psql_timed "$db" "SELECT events, seconds, p50_ms, p99_ms FROM bench.catchup('$source', $BENCH_CATCHUP)"
+			case $source in
+				es | feed) bench_record W4 1 "$name" "$rep" "W4/plain/1" "W4/events/1;W4/pgq/1" ;;
+				pgq) bench_record W4 1 "$name" "$rep" "W4/plain/1" "W4/events/1" ;;
+				*) bench_record W4 1 "$name" "$rep" "" "" ;;
+			esac
+		done
+	done
+}
+
+# W4c: the same from a client at 1 and 8 clients, interleaved by run_matrix.
+w4c() {
+	local db=$1 alts="W4c/events/{c};W4c/pgq/{c}"
+	run_matrix W4c "$db" "1 8" \
+		"es|w4_es.sql|1000|W4c/plain/{c}|$alts" \
+		"es-feed|w4_feed.sql|100000|W4c/plain/{c}|$alts" \
+		"pgq|w4_pgq.sql|1000|W4c/plain/{c}|W4c/events/{c}" \
+		"plain|w4_plain.sql|1000||" \
+		"events|w4_events.sql|1000||"
 }
 
 # W8: W1 at 8 clients with 0 and with 8 followers attached.  A follower is
@@ -543,6 +671,7 @@ w8_once() {
 w8() {
 	local db=$1 rep
 	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+		bench_probe "$db" W8 "$rep"
 		w8_once "$db" 0 shared "$rep" ""
 		w8_once "$db" 8 shared "$rep" "W8/es-0-followers-shared/8"
 		[ "$(nproc)" -ge 2 ] || continue
@@ -604,6 +733,7 @@ w9_once() {
 w9() {
 	local db=$1 rep
 	for ((rep = 1; rep <= BENCH_REPS; rep++)); do
+		bench_probe "$db" W9 "$rep"
 		w9_once "$db" "$rep"
 	done
 }
@@ -612,9 +742,10 @@ w9() {
 
 report() {
 	local md=$BENCH_WORK/latest.md table=$BENCH_WORK/table.md csv=$BENCH_WORK/latest.csv
+	local probes=$BENCH_WORK/probes.md
 	local pgversion mem cpu elapsed=$((SECONDS - BENCH_T0))
 
-	bq postgres -v raw="$BENCH_RAW" -v csv="$csv" -v md="$table" \
+	bq postgres -v raw="$BENCH_RAW" -v csv="$csv" -v md="$table" -v probes="$probes" \
 		-f "$BENCH_SRC/report.sql" >/dev/null || es_die "report.sql failed"
 
 	pgversion=$(bq postgres -c "SELECT version()")
@@ -635,6 +766,14 @@ report() {
 		echo "ratio: this row's events/s divided by its baseline's (W6: preloaded / empty database)."
 		echo "WAL B/event: pg_stat_wal.wal_bytes growth during the run / events (cluster-wide)."
 		echo "Method and workloads: header of test/bench/run.sh."
+		echo
+		echo "## Commit probe"
+		echo
+		echo "Before every repetition: ${BENCH_PROBE_SECONDS} s of one-row commits (INSERT INTO plain.tiny)"
+		echo "at 1 client.  Ratios above compare runs of the same repetition; these show how much"
+		echo "the machine itself drifted during this run (compare them across runs, too)."
+		echo
+		cat "$probes"
 		echo
 		echo "## Machine"
 		echo
@@ -694,14 +833,15 @@ main() {
 	bench_create_db bench0
 	gen_scripts bench0
 
+	# W3 first: both stores then hold the read streams and nothing else.
+	bench_log "W3: stream reads"
+	w3 bench0
 	bench_log "W1: single-event appends"
 	w1 bench0
 	bench_log "W2: batches of 100"
 	w2 bench0
 	bench_log "W2b: batches of 1,000 vs COPY of $BENCH_COPY_ROWS"
 	w2b bench0
-	bench_log "W3: stream reads"
-	w3 bench0
 	bench_log "W7: one hot stream, exact expected versions"
 	w7 bench0
 	bench_log "W5: head lag"
@@ -716,8 +856,12 @@ main() {
 	bench_create_db bench_zero
 	bench_create_db bench_scale
 	preload bench_scale
+	bench_log "W4: PgQ queue of $BENCH_CATCHUP events"
+	pgq_preload bench_scale
 	bench_log "W4: catch-up over $BENCH_CATCHUP events"
 	w4 bench_scale
+	bench_log "W4c: catch-up from a client"
+	w4c bench_scale
 	# W3 first and W2 last: W2 appends the most, and the empty database grows
 	# with what the workloads append.
 	bench_log "W6: W3, W1, W2 in an empty and in the preloaded database"

@@ -7,7 +7,9 @@
 # streams, sleep a random 0..20 ms between append and commit so that commits
 # land out of position order, and roll back about one transaction in ten.
 # Meanwhile ONE reader follows eventstore.read_all(last_seen, 100) in a loop,
-# as a consumer would, recording every (insert_order, event_id) it is given,
+# as a consumer would (as a plain FROM item, which runs as the streaming
+# scan of src/feedscan.c; STRESS_READER=function reads it WITH ORDINALITY,
+# which calls the function itself), recording every (insert_order, event_id) it is given,
 # in order.  When the writers are done and the reader has caught up, the
 # script checks that the reader saw every committed event exactly once and
 # in strictly increasing insert_order, and prints TAP-like "ok - " /
@@ -18,7 +20,9 @@
 # superuser: it creates and drops its own database, "stress" by default).
 #
 # Knobs (environment): STRESS_DB, STRESS_CLIENTS (6), STRESS_SECONDS (15),
-# STRESS_STREAMS (50), STRESS_PAGE (100), PG_CONFIG or PGBIN.
+# STRESS_STREAMS (50), STRESS_PAGE (100), STRESS_MAX_DELAY (20 ms; smaller
+# values commit more often, so that a reader that took its snapshot before
+# its head would be caught), PG_CONFIG or PGBIN.
 # STRESS_READER=naive makes the reader select from eventstore.events by
 # insert_order instead of calling read_all: a self-test of this script,
 # which must then report skips and fail.
@@ -32,12 +36,14 @@ CLIENTS=${STRESS_CLIENTS:-6}
 DURATION=${STRESS_SECONDS:-15}
 STREAMS=${STRESS_STREAMS:-50}
 PAGE=${STRESS_PAGE:-100}
+# Longest pause between an append and its commit, in milliseconds.
+MAX_DELAY=${STRESS_MAX_DELAY:-20}
 # After the writers are done, the reader must catch up within this many seconds.
 CATCH_UP=${STRESS_CATCH_UP:-20}
-case ${STRESS_READER:-read_all} in
-	read_all) NAIVE=false ;;
-	naive) NAIVE=true ;;
-	*) echo "STRESS_READER must be read_all or naive" >&2; exit 2 ;;
+READER=${STRESS_READER:-read_all}
+case $READER in
+	read_all | function | naive) ;;
+	*) echo "STRESS_READER must be read_all, function or naive" >&2; exit 2 ;;
 esac
 export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
 
@@ -89,7 +95,7 @@ CREATE TABLE stress_seen (
  * last position it was given.  It stops when a read that started after the
  * writers were done returns nothing, or gives up after catch_up_timeout.
  */
-CREATE PROCEDURE stress_follow(page integer, catch_up_timeout interval, naive boolean)
+CREATE PROCEDURE stress_follow(page integer, catch_up_timeout interval, reader text)
 LANGUAGE plpgsql AS $proc$
 DECLARE
 	v_last		bigint := 0;
@@ -105,7 +111,14 @@ BEGIN
 		END IF;
 
 		v_read := v_read + 1;
-		IF NOT naive THEN
+		IF reader = 'read_all' THEN
+			-- the plain FROM item: the streaming scan (src/feedscan.c)
+			INSERT INTO stress_seen (read_no, ord, insert_order, event_id, stream_id, stream_order)
+				SELECT v_read, row_number() OVER (), r.insert_order, r.event_id,
+					   r.stream_id, r.stream_order
+				  FROM eventstore.read_all(v_last, page) r;
+		ELSIF reader = 'function' THEN
+			-- WITH ORDINALITY: the function itself (src/read.c)
 			INSERT INTO stress_seen (read_no, ord, insert_order, event_id, stream_id, stream_order)
 				SELECT v_read, r.ord, r.insert_order, r.event_id, r.stream_id, r.stream_order
 				  FROM eventstore.read_all(v_last, page)
@@ -152,7 +165,7 @@ SQL
 cat >"$WORK/append.sql" <<SQL
 \\set stream random(1, $STREAMS)
 \\set batch random(1, 20)
-\\set delay random(0, 20)
+\\set delay random(0, $MAX_DELAY)
 \\set roll random(1, 10)
 BEGIN;
 SELECT count(*) FROM eventstore.append('stress-' || :stream, ARRAY(SELECT eventstore.event('Stressed', pg_catalog.jsonb_build_object('client', :client_id, 'i', i)) FROM pg_catalog.generate_series(1, :batch) i));
@@ -169,7 +182,7 @@ SQL
 
 started=$(date +%s)
 
-psql_db -c "CALL stress_follow($PAGE, '$CATCH_UP seconds', $NAIVE)" \
+psql_db -c "CALL stress_follow($PAGE, '$CATCH_UP seconds', '$READER')" \
 	>"$WORK/reader.out" 2>&1 &
 READER_PID=$!
 
