@@ -225,9 +225,20 @@ typedef struct EsFeedLayout
 static EsFeedLayout layout = {0};
 static bool layout_callback_registered = false;
 
+/*
+ * While es_build_layout runs, the layout is not valid, and any
+ * invalidation (the relations it concerns are not all known yet) makes
+ * what it builds good for that one use only.  A build that fails part way
+ * (a lock timeout, a cancel) leaves the layout invalid, to be built again.
+ */
+static bool layout_building = false;
+static bool layout_build_stale = false;
+
 static void
 es_layout_invalidate(Datum arg, Oid relid)
 {
+	if (layout_building)
+		layout_build_stale = true;
 	if (!layout.valid)
 		return;
 	if (relid == InvalidOid || relid == layout.parent)
@@ -264,10 +275,12 @@ es_build_layout(Relation parent)
 	layout.attnums = palloc0(sizeof(AttrNumber) * ES_READ_NATTS * Max(pd->nparts, 1));
 	MemoryContextSwitchTo(old);
 
+	layout.valid = false;
+	layout_building = true;
+	layout_build_stale = false;
 	layout.parent = RelationGetRelid(parent);
 	layout.nleaves = pd->nparts;
 	layout.usable = true;
-	layout.valid = true;
 	for (int i = 0; i < pd->nparts && layout.usable; i++)
 	{
 		EsFeedLeaf	leaf;
@@ -283,6 +296,8 @@ es_build_layout(Relation parent)
 		index_close(leaf.index, NoLock);
 		table_close(leaf.rel, NoLock);
 	}
+	layout_building = false;
+	layout.valid = !layout_build_stale;
 }
 
 /*
