@@ -116,6 +116,7 @@ es_open_streams(EsStreams *s)
 	Oid			nsp = get_namespace_oid("eventstore", false);
 	Oid			pkey;
 	Form_pg_index form;
+	List	   *indexes;
 
 	s->rel = table_open(get_relname_relid("streams", nsp), RowExclusiveLock);
 	EsCheckRowType(RelationGetDescr(s->rel), es_stream_types,
@@ -129,6 +130,20 @@ es_open_streams(EsStreams *s)
 	if (s->pkey->rd_rel->relam != BTREE_AM_OID || !form->indisunique ||
 		form->indnatts != 1 || form->indkey.values[0] != SCOL_STREAM_ID + 1)
 		elog(ERROR, "the primary key of eventstore.streams is not a btree on (stream_id)");
+
+	/*
+	 * The rows written here get entries in the primary key only: another
+	 * index (a superuser may create one, the event trigger does not refuse
+	 * CREATE INDEX) would silently miss them.
+	 */
+	indexes = RelationGetIndexList(s->rel);
+	if (list_length(indexes) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table eventstore.streams was altered"),
+				 errdetail("eventstore.append() writes the table's rows below the executor and needs its primary key to be its only index."),
+				 errhint("Drop the other indexes of eventstore.streams.")));
+	list_free(indexes);
 	s->pkey_info = BuildIndexInfo(s->pkey);
 	s->found = table_slot_create(s->rel, NULL);
 	s->row = MakeSingleTupleTableSlot(RelationGetDescr(s->rel), &TTSOpsVirtual);
