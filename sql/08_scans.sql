@@ -72,6 +72,16 @@ EXPLAIN (COSTS OFF)
 SELECT g, count(*) FROM generate_series(1, 3) g, eventstore.read_all(:base, 4) r GROUP BY g;
 SELECT g, count(*), min(insert_order) - :base AS first
   FROM generate_series(1, 3) g, eventstore.read_all(:base, 4) r GROUP BY g ORDER BY g;
+-- ... also when an argument is volatile: it is evaluated once, as the
+-- function scan calls the function once, not again at each rescan
+CREATE TEMP SEQUENCE scan_arg;
+SELECT g, min(insert_order) - :base AS first, count(*)
+  FROM generate_series(1, 3) g,
+	   eventstore.read_all(:base + nextval('scan_arg'), 1) r GROUP BY g ORDER BY g;
+SELECT g, min(stream_order) AS first, count(*)
+  FROM generate_series(1, 3) g,
+	   eventstore.read_stream('feed-1', nextval('scan_arg') - 1, 1) r GROUP BY g ORDER BY g;
+DROP SEQUENCE scan_arg;
 RESET enable_material;
 -- arguments from an initplan, a join, a cursor read in pieces
 SELECT count(*) FROM eventstore.read_all((SELECT :base::bigint), 6);
