@@ -126,3 +126,21 @@ SELECT count(*) FROM eventstore.append('guard-indexed', ARRAY[eventstore.event('
 \echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
 SELECT stream_order FROM eventstore.append('guard-1', ARRAY[eventstore.event('A', '{"n": 3}')]);
+
+-- a column of eventstore.streams made nullable (with the event trigger
+-- off) and a stream row loaded with a null in it: append reports the
+-- altered table (55000) instead of reading the null
+BEGIN;
+ALTER EVENT TRIGGER eventstore_guard_ddl DISABLE;
+ALTER TABLE eventstore.streams ALTER COLUMN partition_key DROP NOT NULL;
+COPY eventstore.streams FROM STDIN;
+guard-null-key	\N	5	1	2026-01-01 00:00:00+00	2026-01-01 00:00:00+00
+\.
+SAVEPOINT nullable;
+SELECT count(*) FROM eventstore.append('guard-null-key', ARRAY[eventstore.event('A', '{}')]);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK TO nullable;
+SELECT count(*) FROM eventstore.append('guard-1', ARRAY[eventstore.event('A', '{}')]);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT stream_order FROM eventstore.append('guard-1', ARRAY[eventstore.event('A', '{"n": 4}')]);

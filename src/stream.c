@@ -46,7 +46,9 @@
  * the trigger lets write the table, and write only what append() decides;
  * they do not check the table's privileges (append() runs as the
  * extension's owner) nor fire triggers, and they check the table's columns
- * at use (a superuser who disabled the event trigger may have altered it).
+ * (types, NOT NULL) and that its primary key is its only index at use (a
+ * superuser who disabled the event trigger may have altered it; CREATE
+ * INDEX is not refused at all, and another index would miss these rows).
  *
  * Each function starts with CommandCounterIncrement, as every SPI
  * statement did: so that an earlier append of the same SQL statement, or
@@ -122,6 +124,15 @@ es_open_streams(EsStreams *s)
 	EsCheckRowType(RelationGetDescr(s->rel), es_stream_types,
 				   NUM_STREAM_COLUMNS, "table eventstore.streams",
 				   "eventstore.append()");
+	/* the values read from a found row are used without a null check */
+	for (int i = 0; i < NUM_STREAM_COLUMNS; i++)
+		if (!TupleDescAttr(RelationGetDescr(s->rel), i)->attnotnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table eventstore.streams was altered"),
+					 errdetail("eventstore.append() needs every column of the table to be NOT NULL, but column \"%s\" is not.",
+							   NameStr(TupleDescAttr(RelationGetDescr(s->rel), i)->attname)),
+					 errhint(ES_ALTERED_HINT)));
 	pkey = RelationGetPrimaryKeyIndex(s->rel);
 	if (!OidIsValid(pkey))
 		elog(ERROR, "eventstore.streams has no primary key");
