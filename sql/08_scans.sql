@@ -186,6 +186,19 @@ AS $$ SELECT r.* FROM eventstore.read_stream('feed-9') r $$;
 EXPLAIN (COSTS OFF) SELECT * FROM eventstore.read_all(0, 10);
 SELECT stream_id, stream_order FROM eventstore.read_all(0, 10);
 ROLLBACK;
+-- ... and so does read_all or read_stream made SECURITY DEFINER or given
+-- settings: the scan would run as the caller, without them
+BEGIN;
+ALTER EVENT TRIGGER eventstore_guard_ddl DISABLE;
+ALTER FUNCTION eventstore.read_all(bigint, integer) SECURITY DEFINER;
+ALTER FUNCTION eventstore.read_stream(text, bigint, integer, boolean) SET work_mem = '1MB';
+EXPLAIN (COSTS OFF) SELECT * FROM eventstore.read_all(0, 10);
+EXPLAIN (COSTS OFF) SELECT * FROM eventstore.read_stream('feed-9');
+GRANT EXECUTE ON FUNCTION eventstore.read_all(bigint, integer) TO es_regress_feed_stranger;
+REVOKE SELECT ON eventstore.events FROM es_regress_feed_stranger;
+SET LOCAL ROLE es_regress_feed_stranger;
+SELECT count(*) FROM eventstore.read_all(:base, 4);
+ROLLBACK;
 
 DROP ROLE es_regress_feed_reader;
 REVOKE ALL ON eventstore.events FROM es_regress_feed_stranger;

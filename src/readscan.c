@@ -35,6 +35,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/sysattr.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_language.h"
@@ -132,7 +133,9 @@ static const CustomExecMethods es_exec_methods = {
  * Whether funcid is eventstore.read_all(bigint, integer) or
  * eventstore.read_stream(text, bigint, integer, boolean) as this library
  * implements them, and which: a function of that name replaced by another
- * implementation runs as what it is.
+ * implementation runs as what it is, and so does one made SECURITY DEFINER
+ * or given settings (the scan runs as the caller, with the caller's
+ * settings).
  */
 static bool
 es_read_function(Oid funcid, EsReadKind *kind)
@@ -149,7 +152,9 @@ es_read_function(Oid funcid, EsReadKind *kind)
 	if (!HeapTupleIsValid(tuple))
 		return false;
 	proc = (Form_pg_proc) GETSTRUCT(tuple);
-	if (proc->pronamespace == nsp && proc->prolang == ClanguageId)
+	if (proc->pronamespace == nsp && proc->prolang == ClanguageId &&
+		!proc->prosecdef &&
+		heap_attisnull(tuple, Anum_pg_proc_proconfig, NULL))
 	{
 		bool		isnull;
 		Datum		src = SysCacheGetAttr(PROCOID, tuple, Anum_pg_proc_prosrc,
