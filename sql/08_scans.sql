@@ -114,6 +114,27 @@ SELECT count(*) FROM eventstore.read_all(0, 5);
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 
+-- SELECT on the tables and EXECUTE on the functions without USAGE on the
+-- schema, through a view: the reads need USAGE as their queries would
+CREATE ROLE es_regress_feed_nousage;
+GRANT SELECT ON eventstore.events, eventstore.streams TO es_regress_feed_nousage;
+GRANT EXECUTE ON FUNCTION eventstore.read_all(bigint, integer),
+	eventstore.read_stream(text, bigint, integer, boolean) TO es_regress_feed_nousage;
+CREATE VIEW feed_page AS SELECT * FROM eventstore.read_all(0, 5);
+CREATE VIEW stream_page AS SELECT * FROM eventstore.read_stream('feed-1');
+GRANT SELECT ON feed_page, stream_page TO es_regress_feed_nousage;
+SET ROLE es_regress_feed_nousage;
+SELECT count(*) FROM feed_page;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM stream_page;
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DROP VIEW feed_page, stream_page;
+REVOKE ALL ON eventstore.events, eventstore.streams FROM es_regress_feed_nousage;
+REVOKE ALL ON FUNCTION eventstore.read_all(bigint, integer),
+	eventstore.read_stream(text, bigint, integer, boolean) FROM es_regress_feed_nousage;
+DROP ROLE es_regress_feed_nousage;
+
 -- A superuser who switched the event trigger off enables row-level
 -- security on the log: read_all then reads through a query, and the
 -- policy applies (the direct path would see every row).
