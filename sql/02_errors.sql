@@ -289,3 +289,20 @@ BEGIN;
 SELECT count(*) FROM eventstore.read_all(0, 1);
 PREPARE TRANSACTION 'es_regress_reader';
 COMMIT PREPARED 'es_regress_reader';
+
+-- a read-only transaction cannot append (25006), to an existing stream or
+-- a new one, though the stream's row and the events are written below the
+-- executor; nothing is stored
+BEGIN READ ONLY;
+SAVEPOINT ro;
+SELECT count(*) FROM eventstore.append('prepared-1', ARRAY[eventstore.event('A', '{}')]);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK TO ro;
+SELECT count(*) FROM eventstore.append('read-only-1', ARRAY[eventstore.event('A', '{}')]);
+\echo :LAST_ERROR_SQLSTATE
+COMMIT;
+SET default_transaction_read_only = on;
+SELECT count(*) FROM eventstore.append('read-only-1', ARRAY[eventstore.event('A', '{}')]);
+\echo :LAST_ERROR_SQLSTATE
+RESET default_transaction_read_only;
+SELECT eventstore.stream_version('prepared-1'), eventstore.stream_version('read-only-1');

@@ -111,3 +111,36 @@ ROLLBACK;
 -- nothing was stored, and with the types as they were everything works
 SELECT stream_order, data FROM eventstore.read_stream('guard-1');
 SELECT stream_order FROM eventstore.append('guard-1', ARRAY[eventstore.event('A', '{"n": 2}')]);
+
+-- an index on eventstore.streams besides its primary key (a superuser may
+-- create one) would miss the stream rows append writes below the executor,
+-- for new streams and for versions moved by an update that is not HOT:
+-- append refuses to write the table instead (55000)
+BEGIN;
+CREATE INDEX streams_updated_idx ON eventstore.streams (updated_at);
+SAVEPOINT indexed;
+SELECT count(*) FROM eventstore.append('guard-1', ARRAY[eventstore.event('A', '{"n": 3}')]);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK TO indexed;
+SELECT count(*) FROM eventstore.append('guard-indexed', ARRAY[eventstore.event('A', '{}')]);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT stream_order FROM eventstore.append('guard-1', ARRAY[eventstore.event('A', '{"n": 3}')]);
+
+-- a column of eventstore.streams made nullable (with the event trigger
+-- off) and a stream row loaded with a null in it: append reports the
+-- altered table (55000) instead of reading the null
+BEGIN;
+ALTER EVENT TRIGGER eventstore_guard_ddl DISABLE;
+ALTER TABLE eventstore.streams ALTER COLUMN partition_key DROP NOT NULL;
+COPY eventstore.streams FROM STDIN;
+guard-null-key	\N	5	1	2026-01-01 00:00:00+00	2026-01-01 00:00:00+00
+\.
+SAVEPOINT nullable;
+SELECT count(*) FROM eventstore.append('guard-null-key', ARRAY[eventstore.event('A', '{}')]);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK TO nullable;
+SELECT count(*) FROM eventstore.append('guard-1', ARRAY[eventstore.event('A', '{}')]);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT stream_order FROM eventstore.append('guard-1', ARRAY[eventstore.event('A', '{"n": 4}')]);

@@ -72,6 +72,16 @@ EXPLAIN (COSTS OFF)
 SELECT g, count(*) FROM generate_series(1, 3) g, eventstore.read_all(:base, 4) r GROUP BY g;
 SELECT g, count(*), min(insert_order) - :base AS first
   FROM generate_series(1, 3) g, eventstore.read_all(:base, 4) r GROUP BY g ORDER BY g;
+-- ... also when an argument is volatile: it is evaluated once, as the
+-- function scan calls the function once, not again at each rescan
+CREATE TEMP SEQUENCE scan_arg;
+SELECT g, min(insert_order) - :base AS first, count(*)
+  FROM generate_series(1, 3) g,
+	   eventstore.read_all(:base + nextval('scan_arg'), 1) r GROUP BY g ORDER BY g;
+SELECT g, min(stream_order) AS first, count(*)
+  FROM generate_series(1, 3) g,
+	   eventstore.read_stream('feed-1', nextval('scan_arg') - 1, 1) r GROUP BY g ORDER BY g;
+DROP SEQUENCE scan_arg;
 RESET enable_material;
 -- arguments from an initplan, a join, a cursor read in pieces
 SELECT count(*) FROM eventstore.read_all((SELECT :base::bigint), 6);
@@ -103,6 +113,27 @@ SET ROLE es_regress_feed_stranger;
 SELECT count(*) FROM eventstore.read_all(0, 5);
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
+
+-- SELECT on the tables and EXECUTE on the functions without USAGE on the
+-- schema, through a view: the reads need USAGE as their queries would
+CREATE ROLE es_regress_feed_nousage;
+GRANT SELECT ON eventstore.events, eventstore.streams TO es_regress_feed_nousage;
+GRANT EXECUTE ON FUNCTION eventstore.read_all(bigint, integer),
+	eventstore.read_stream(text, bigint, integer, boolean) TO es_regress_feed_nousage;
+CREATE VIEW feed_page AS SELECT * FROM eventstore.read_all(0, 5);
+CREATE VIEW stream_page AS SELECT * FROM eventstore.read_stream('feed-1');
+GRANT SELECT ON feed_page, stream_page TO es_regress_feed_nousage;
+SET ROLE es_regress_feed_nousage;
+SELECT count(*) FROM feed_page;
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM stream_page;
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DROP VIEW feed_page, stream_page;
+REVOKE ALL ON eventstore.events, eventstore.streams FROM es_regress_feed_nousage;
+REVOKE ALL ON FUNCTION eventstore.read_all(bigint, integer),
+	eventstore.read_stream(text, bigint, integer, boolean) FROM es_regress_feed_nousage;
+DROP ROLE es_regress_feed_nousage;
 
 -- A superuser who switched the event trigger off enables row-level
 -- security on the log: read_all then reads through a query, and the
@@ -175,6 +206,19 @@ LANGUAGE sql VOLATILE
 AS $$ SELECT r.* FROM eventstore.read_stream('feed-9') r $$;
 EXPLAIN (COSTS OFF) SELECT * FROM eventstore.read_all(0, 10);
 SELECT stream_id, stream_order FROM eventstore.read_all(0, 10);
+ROLLBACK;
+-- ... and so does read_all or read_stream made SECURITY DEFINER or given
+-- settings: the scan would run as the caller, without them
+BEGIN;
+ALTER EVENT TRIGGER eventstore_guard_ddl DISABLE;
+ALTER FUNCTION eventstore.read_all(bigint, integer) SECURITY DEFINER;
+ALTER FUNCTION eventstore.read_stream(text, bigint, integer, boolean) SET work_mem = '1MB';
+EXPLAIN (COSTS OFF) SELECT * FROM eventstore.read_all(0, 10);
+EXPLAIN (COSTS OFF) SELECT * FROM eventstore.read_stream('feed-9');
+GRANT EXECUTE ON FUNCTION eventstore.read_all(bigint, integer) TO es_regress_feed_stranger;
+REVOKE SELECT ON eventstore.events FROM es_regress_feed_stranger;
+SET LOCAL ROLE es_regress_feed_stranger;
+SELECT count(*) FROM eventstore.read_all(:base, 4);
 ROLLBACK;
 
 DROP ROLE es_regress_feed_reader;

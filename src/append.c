@@ -54,6 +54,7 @@
 #include "nodes/makefuncs.h"
 #include "partitioning/partbounds.h"
 #include "partitioning/partdesc.h"
+#include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -433,8 +434,8 @@ es_insert_events(EsLeaf *leaf, EsStream *stream, EsEvent *events, int n,
  * expected_version < -1, empty or multi-dimensional array; 54000 too many
  * events or an event too large; ES001 wrong expected version; ES002 other
  * partition key; 40001 in REPEATABLE READ or SERIALIZABLE when another
- * transaction appended to the stream concurrently; 0A000 at PREPARE
- * TRANSACTION; 55000 when eventstore.event_in or a partition's columns were
+ * transaction appended to the stream concurrently; 25006 in a read-only
+ * transaction; 0A000 at PREPARE TRANSACTION; 55000 when eventstore.event_in or a partition's columns were
  * altered (by a superuser who disabled the event trigger).  Event ids are
  * unique per stream, not across streams.
  */
@@ -452,6 +453,13 @@ eventstore_append(PG_FUNCTION_ARGS)
 	TimestampTz now;
 
 	EsCheckLoaded();
+
+	/*
+	 * The writes below are not statements, so nothing else refuses them in
+	 * a read-only transaction (or on a standby, where every transaction is
+	 * read-only).
+	 */
+	PreventCommandIfReadOnly("eventstore.append()");
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,

@@ -16,16 +16,17 @@
  *
  * The scans are the index access method's own, so they take the same
  * predicate locks as a query would in SERIALIZABLE.  Privileges are
- * checked as a query's would be, on eventstore.events (a query through the
- * parent needs no privileges on the partitions).
+ * checked as a query's would be, on the schema and on eventstore.events (a
+ * query through the parent needs no privileges on the partitions).
  *
  * This path covers the store as the extension creates it.  When anything
- * differs (SELECT granted only on some columns, row-level security enabled
- * on the table, a partition that is not a plain table or has no usable
- * btree index whose first column is insert_order, columns missing or of
- * other types), EsFeedBegin runs the equivalent query instead and returns
- * its rows: the query applies the policies, raises the permission error,
- * or its columns are reported as an altered table.  What the partitions
+ * differs (no USAGE on the schema, SELECT granted only on some columns,
+ * row-level security enabled on the table, a partition that is not a plain
+ * table or has no usable btree index whose first column is insert_order,
+ * columns missing or of other types), EsFeedBegin runs the equivalent
+ * query instead and returns its rows: the query applies the policies,
+ * raises the permission error, or its columns are reported as an altered
+ * table.  What the partitions
  * look like is kept per backend until a relcache invalidation of one of
  * them; each use still locks every relation it reads and checks it.
  *
@@ -225,9 +226,20 @@ typedef struct EsFeedLayout
 static EsFeedLayout layout = {0};
 static bool layout_callback_registered = false;
 
+/*
+ * While es_build_layout runs, the layout is not valid, and any
+ * invalidation (the relations it concerns are not all known yet) makes
+ * what it builds good for that one use only.  A build that fails part way
+ * (a lock timeout, a cancel) leaves the layout invalid, to be built again.
+ */
+static bool layout_building = false;
+static bool layout_build_stale = false;
+
 static void
 es_layout_invalidate(Datum arg, Oid relid)
 {
+	if (layout_building)
+		layout_build_stale = true;
 	if (!layout.valid)
 		return;
 	if (relid == InvalidOid || relid == layout.parent)
@@ -264,10 +276,12 @@ es_build_layout(Relation parent)
 	layout.attnums = palloc0(sizeof(AttrNumber) * ES_READ_NATTS * Max(pd->nparts, 1));
 	MemoryContextSwitchTo(old);
 
+	layout.valid = false;
+	layout_building = true;
+	layout_build_stale = false;
 	layout.parent = RelationGetRelid(parent);
 	layout.nleaves = pd->nparts;
 	layout.usable = true;
-	layout.valid = true;
 	for (int i = 0; i < pd->nparts && layout.usable; i++)
 	{
 		EsFeedLeaf	leaf;
@@ -283,6 +297,8 @@ es_build_layout(Relation parent)
 		index_close(leaf.index, NoLock);
 		table_close(leaf.rel, NoLock);
 	}
+	layout_building = false;
+	layout.valid = !layout_build_stale;
 }
 
 /*
@@ -369,11 +385,15 @@ EsCheckFeedArgs(bool after_null, int64 after, bool max_null, int32 max_count)
 static EsFeed *
 es_begin_direct(int64 after, int64 upto, Snapshot snapshot)
 {
+	Oid			nsp;
 	Oid			relid;
 	EsFeed	   *feed;
 
-	relid = get_relname_relid("events", get_namespace_oid("eventstore", false));
+	/* the query's checks: USAGE on the schema, SELECT on the table */
+	nsp = get_namespace_oid("eventstore", false);
+	relid = get_relname_relid("events", nsp);
 	if (!OidIsValid(relid) ||
+		pg_namespace_aclcheck(nsp, GetUserId(), ACL_USAGE) != ACLCHECK_OK ||
 		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		return NULL;
 

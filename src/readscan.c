@@ -25,8 +25,9 @@
  * EXECUTE on the function is checked then too, as calling it would, and
  * the row type it returns is checked against what the rows are.  A rescan
  * of read_all with new arguments starts over with a new head and snapshot,
- * as calling the function again would; one with the same arguments
- * returns the same rows again, as a function scan does.
+ * as calling the function again would; any other rescan returns the same
+ * rows again, as a function scan does: the arguments are not evaluated
+ * again (a volatile one would change them).
  *
  * src/readscan.c
  *
@@ -34,6 +35,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/sysattr.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_language.h"
@@ -83,6 +85,10 @@ typedef struct EsReadScanState
 	Oid			rowtype;		/* eventstore.recorded_event */
 	List	   *args;			/* ExprStates of its arguments */
 	MemoryContext argcxt;		/* their values, for the scan's life */
+	bool		have_args;		/* arguments evaluated and checked */
+	EsStreamScanArgs stream_args;	/* read_stream's */
+	int64		after;			/* read_all's */
+	int32		max_count;
 	bool		started;
 	EsStreamScan *stream;		/* read_stream's scan */
 	int64		stream_left;	/* rows it may still return; -1 all */
@@ -127,7 +133,9 @@ static const CustomExecMethods es_exec_methods = {
  * Whether funcid is eventstore.read_all(bigint, integer) or
  * eventstore.read_stream(text, bigint, integer, boolean) as this library
  * implements them, and which: a function of that name replaced by another
- * implementation runs as what it is.
+ * implementation runs as what it is, and so does one made SECURITY DEFINER
+ * or given settings (the scan runs as the caller, with the caller's
+ * settings).
  */
 static bool
 es_read_function(Oid funcid, EsReadKind *kind)
@@ -144,7 +152,9 @@ es_read_function(Oid funcid, EsReadKind *kind)
 	if (!HeapTupleIsValid(tuple))
 		return false;
 	proc = (Form_pg_proc) GETSTRUCT(tuple);
-	if (proc->pronamespace == nsp && proc->prolang == ClanguageId)
+	if (proc->pronamespace == nsp && proc->prolang == ClanguageId &&
+		!proc->prosecdef &&
+		heap_attisnull(tuple, Anum_pg_proc_proconfig, NULL))
 	{
 		bool		isnull;
 		Datum		src = SysCacheGetAttr(PROCOID, tuple, Anum_pg_proc_prosrc,
@@ -331,52 +341,66 @@ es_begin_read_scan(CustomScanState *node, EState *estate, int eflags)
 										  ALLOCSET_SMALL_SIZES);
 }
 
-/* read_stream's first row asked for: the arguments, then the scan. */
+/*
+ * read_stream's first row asked for: the arguments (once until they may
+ * have changed: a function scan does not call the function again on a
+ * rescan either, even if an argument is volatile), then the scan.
+ */
 static void
 es_start_stream(EsReadScanState *state)
 {
 	ExprContext *econtext = state->css.ss.ps.ps_ExprContext;
 	EState	   *estate = state->css.ss.ps.state;
-	Datum		values[4];
-	bool		nulls[4];
-	EsStreamScanArgs args;
-	MemoryContext old;
-	int			i = 0;
-	ListCell   *lc;
 
-	MemoryContextReset(state->argcxt);
-	old = MemoryContextSwitchTo(state->argcxt);
-	foreach(lc, state->args)
+	if (!state->have_args)
 	{
-		values[i] = ExecEvalExpr((ExprState *) lfirst(lc), econtext, &nulls[i]);
-		/* the stream id must outlive the per-row memory it may be in */
-		if (i == 0 && !nulls[i])
-			values[i] = datumCopy(values[i], false, -1);
-		i++;
+		Datum		values[4];
+		bool		nulls[4];
+		MemoryContext old;
+		int			i = 0;
+		ListCell   *lc;
+
+		MemoryContextReset(state->argcxt);
+		old = MemoryContextSwitchTo(state->argcxt);
+		foreach(lc, state->args)
+		{
+			values[i] = ExecEvalExpr((ExprState *) lfirst(lc), econtext, &nulls[i]);
+			/* the stream id must outlive the per-row memory it may be in */
+			if (i == 0 && !nulls[i])
+				values[i] = datumCopy(values[i], false, -1);
+			i++;
+		}
+		EsCheckStreamScanArgs(values, nulls, &state->stream_args);
+		MemoryContextSwitchTo(old);
+		state->have_args = true;
 	}
-	EsCheckStreamScanArgs(values, nulls, &args);
-	MemoryContextSwitchTo(old);
 
 	state->started = true;
-	state->stream = EsStreamScanBegin(&args, estate->es_snapshot);
-	state->stream_left = args.limit;
+	state->stream = EsStreamScanBegin(&state->stream_args, estate->es_snapshot);
+	state->stream_left = state->stream_args.limit;
 }
 
-/* read_all's first row asked for: the arguments, the head, the snapshot. */
+/*
+ * read_all's first row asked for: the arguments (once, as for
+ * read_stream), the head, the snapshot.
+ */
 static void
 es_start_feed(EsReadScanState *state)
 {
 	ExprContext *econtext = state->css.ss.ps.ps_ExprContext;
-	bool		after_null;
-	bool		max_null;
-	int64		after;
-	int32		max_count;
 
-	after = DatumGetInt64(ExecEvalExpr(linitial(state->args), econtext,
-									   &after_null));
-	max_count = DatumGetInt32(ExecEvalExpr(lsecond(state->args), econtext,
-										   &max_null));
-	EsCheckFeedArgs(after_null, after, max_null, max_count);
+	if (!state->have_args)
+	{
+		bool		after_null;
+		bool		max_null;
+
+		state->after = DatumGetInt64(ExecEvalExpr(linitial(state->args),
+												  econtext, &after_null));
+		state->max_count = DatumGetInt32(ExecEvalExpr(lsecond(state->args),
+													  econtext, &max_null));
+		EsCheckFeedArgs(after_null, state->after, max_null, state->max_count);
+		state->have_args = true;
+	}
 
 	state->started = true;
 	if (!state->have_head)
@@ -385,10 +409,11 @@ es_start_feed(EsReadScanState *state)
 		state->snapshot = RegisterSnapshot(GetTransactionSnapshot());
 		state->have_head = true;
 	}
-	if (state->head <= after)
+	if (state->head <= state->after)
 		return;
-	state->feed = EsFeedBegin(after, state->head, max_count, state->snapshot);
-	state->remaining = max_count;
+	state->feed = EsFeedBegin(state->after, state->head, state->max_count,
+							  state->snapshot);
+	state->remaining = state->max_count;
 }
 
 static TupleTableSlot *
@@ -432,7 +457,10 @@ es_exec_read_scan(CustomScanState *node)
 	return ExecScan(&node->ss, es_next_event, es_recheck_event);
 }
 
-/* End the scan; with forget, also the head and snapshot it read with. */
+/*
+ * End the scan; with forget, also the arguments, head and snapshot it read
+ * with.
+ */
 static void
 es_stop_read(EsReadScanState *state, bool forget)
 {
@@ -443,6 +471,8 @@ es_stop_read(EsReadScanState *state, bool forget)
 	state->feed = NULL;
 	state->stream = NULL;
 	state->started = false;
+	if (forget)
+		state->have_args = false;
 	if (forget && state->have_head)
 	{
 		UnregisterSnapshot(state->snapshot);
@@ -458,9 +488,10 @@ es_end_read_scan(CustomScanState *node)
 }
 
 /*
- * A rescan with new arguments is a new call: a new head and snapshot.  One
- * with the same arguments returns the same rows again (as a function scan
- * returns its collected rows again): the same head and snapshot.
+ * A rescan with new arguments is a new call: the arguments evaluated
+ * again, a new head and snapshot.  Otherwise it returns the same rows again
+ * (as a function scan returns its collected rows again): the same argument
+ * values, head and snapshot.
  */
 static void
 es_rescan_read_scan(CustomScanState *node)

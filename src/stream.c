@@ -46,7 +46,9 @@
  * the trigger lets write the table, and write only what append() decides;
  * they do not check the table's privileges (append() runs as the
  * extension's owner) nor fire triggers, and they check the table's columns
- * at use (a superuser who disabled the event trigger may have altered it).
+ * (types, NOT NULL) and that its primary key is its only index at use (a
+ * superuser who disabled the event trigger may have altered it; CREATE
+ * INDEX is not refused at all, and another index would miss these rows).
  *
  * Each function starts with CommandCounterIncrement, as every SPI
  * statement did: so that an earlier append of the same SQL statement, or
@@ -116,11 +118,21 @@ es_open_streams(EsStreams *s)
 	Oid			nsp = get_namespace_oid("eventstore", false);
 	Oid			pkey;
 	Form_pg_index form;
+	List	   *indexes;
 
 	s->rel = table_open(get_relname_relid("streams", nsp), RowExclusiveLock);
 	EsCheckRowType(RelationGetDescr(s->rel), es_stream_types,
 				   NUM_STREAM_COLUMNS, "table eventstore.streams",
 				   "eventstore.append()");
+	/* the values read from a found row are used without a null check */
+	for (int i = 0; i < NUM_STREAM_COLUMNS; i++)
+		if (!TupleDescAttr(RelationGetDescr(s->rel), i)->attnotnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table eventstore.streams was altered"),
+					 errdetail("eventstore.append() needs every column of the table to be NOT NULL, but column \"%s\" is not.",
+							   NameStr(TupleDescAttr(RelationGetDescr(s->rel), i)->attname)),
+					 errhint(ES_ALTERED_HINT)));
 	pkey = RelationGetPrimaryKeyIndex(s->rel);
 	if (!OidIsValid(pkey))
 		elog(ERROR, "eventstore.streams has no primary key");
@@ -129,6 +141,20 @@ es_open_streams(EsStreams *s)
 	if (s->pkey->rd_rel->relam != BTREE_AM_OID || !form->indisunique ||
 		form->indnatts != 1 || form->indkey.values[0] != SCOL_STREAM_ID + 1)
 		elog(ERROR, "the primary key of eventstore.streams is not a btree on (stream_id)");
+
+	/*
+	 * The rows written here get entries in the primary key only: another
+	 * index (a superuser may create one, the event trigger does not refuse
+	 * CREATE INDEX) would silently miss them.
+	 */
+	indexes = RelationGetIndexList(s->rel);
+	if (list_length(indexes) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table eventstore.streams was altered"),
+				 errdetail("eventstore.append() writes the table's rows below the executor and needs its primary key to be its only index."),
+				 errhint("Drop the other indexes of eventstore.streams.")));
+	list_free(indexes);
 	s->pkey_info = BuildIndexInfo(s->pkey);
 	s->found = table_slot_create(s->rel, NULL);
 	s->row = MakeSingleTupleTableSlot(RelationGetDescr(s->rel), &TTSOpsVirtual);

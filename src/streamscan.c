@@ -10,14 +10,15 @@
  * the stream's row and then the one partition, with the caller's snapshot,
  * through the indexes' own scans (which take the predicate locks
  * SERIALIZABLE needs).  Privileges are checked as a query's would be, on
- * eventstore.streams and eventstore.events.
+ * the schema, eventstore.streams and eventstore.events.
  *
  * As in feed.c, anything other than the store as the extension creates it
- * (row-level security on either table, SELECT granted only on some
- * columns, a partition that is not a plain table, an index other than the
- * extension's, columns missing or of other types) makes EsStreamScanBegin read
- * the events with the equivalent queries instead, so that policies and
- * privileges apply and an altered table is reported.
+ * (no USAGE on the schema, row-level security on either table, SELECT
+ * granted only on some columns, a partition that is not a plain table, an
+ * index other than the extension's, columns missing or of other types)
+ * makes EsStreamScanBegin read the events with the equivalent queries
+ * instead, so that policies and privileges apply and an altered table is
+ * reported.
  *
  * Appends to one stream commit in stream order (they queue on the stream's
  * row), so a stream read has no gaps to guard against.
@@ -432,7 +433,8 @@ EsStreamScanBegin(const EsStreamScanArgs *args, Snapshot snapshot)
 	bool		found = false;
 	int			bucket = 0;
 
-	if (es_readable(streams) && es_readable(events) &&
+	if (pg_namespace_aclcheck(nsp, GetUserId(), ACL_USAGE) == ACLCHECK_OK &&
+		es_readable(streams) && es_readable(events) &&
 		es_lookup_bucket(streams, stream_id, snapshot, &found, &bucket))
 	{
 		if (!found)
