@@ -38,6 +38,7 @@
 #include "access/htup_details.h"
 #include "access/sysattr.h"
 #include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -323,10 +324,11 @@ es_begin_read_scan(CustomScanState *node, EState *estate, int eflags)
 	AclResult	aclresult;
 	TupleDesc	desc;
 
-	/* what calling the function would check */
+	/* what calling the function would check, and tell object-access hooks */
 	aclresult = pg_proc_aclcheck(state->funcid, GetUserId(), ACL_EXECUTE);
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(state->funcid));
+	InvokeFunctionExecuteHook(state->funcid);
 	EsCheckLoaded();
 	desc = lookup_rowtype_tupdesc(state->rowtype, -1);
 	EsCheckRowType(desc, es_read_types, ES_READ_NATTS,
