@@ -221,6 +221,106 @@ SET LOCAL ROLE es_regress_feed_stranger;
 SELECT count(*) FROM eventstore.read_all(:base, 4);
 ROLLBACK;
 
+-- subscription_feed, what poll and group_poll read: the events of bucket
+-- ranges after their own positions, up to a given head, filtered as
+-- subscription_matches says, in position order.  Compared with the same
+-- selection written as a query.
+SELECT count(*)
+  FROM generate_series(1, 24) g,
+	   LATERAL eventstore.append('sf-' || g,
+			ARRAY[eventstore.event(CASE WHEN g % 3 = 0 THEN 'X' ELSE 'Y' END, '{}'),
+				  eventstore.event('Z', '{}')],
+			partition_key => 'k' || (g % 5));
+SELECT eventstore.head() AS sfhead \gset
+SELECT min(insert_order) - 1 AS sfbase FROM eventstore.events WHERE stream_id LIKE 'sf-%' \gset
+CREATE FUNCTION pg_temp.sf_ref(afters bigint[], firsts int[], lasts int[], upto bigint,
+							   n int, types text[], prefix text, keys text[])
+RETURNS SETOF bigint LANGUAGE sql AS $$
+	SELECT e.insert_order
+	  FROM eventstore.events e,
+		   unnest(afters,
+				  coalesce(firsts, array_fill(-2147483648, ARRAY[coalesce(cardinality(afters), 0)])),
+				  coalesce(lasts, array_fill(2147483647, ARRAY[coalesce(cardinality(afters), 0)]))) r(a, lo, hi)
+	 WHERE e.bucket BETWEEN r.lo AND r.hi AND e.insert_order > r.a AND e.insert_order <= upto
+	   AND eventstore.subscription_matches(types, prefix, keys, e.event_type, e.stream_id,
+										   e.partition_key)
+	 ORDER BY 1 LIMIT n $$;
+CREATE TEMP TABLE sf_case (name text, afters bigint[], firsts int[], lasts int[],
+						   upto bigint, n int, types text[], prefix text, keys text[]);
+INSERT INTO sf_case VALUES
+	('whole', ARRAY[:sfbase], NULL, NULL, :sfhead, 100, NULL, NULL, NULL),
+	('limit', ARRAY[:sfbase], NULL, NULL, :sfhead, 7, NULL, NULL, NULL),
+	('below the head', ARRAY[:sfbase], NULL, NULL, :sfbase + 10, 100, NULL, NULL, NULL),
+	('types', ARRAY[:sfbase], NULL, NULL, :sfhead, 100, ARRAY['X', NULL], NULL, NULL),
+	('no types', ARRAY[:sfbase], NULL, NULL, :sfhead, 100, '{}', NULL, NULL),
+	('prefix', ARRAY[:sfbase], NULL, NULL, :sfhead, 100, NULL, 'sf-1', NULL),
+	('keys', ARRAY[:sfbase], NULL, NULL, :sfhead, 100, NULL, NULL, ARRAY['k1', 'k3']),
+	('all three', ARRAY[:sfbase], NULL, NULL, :sfhead, 100, ARRAY['Y'], 'sf-', ARRAY['k2']),
+	('ranges', ARRAY[:sfbase, :sfbase + 20], ARRAY[0, 512], ARRAY[511, 1023], :sfhead, 100,
+	 NULL, NULL, NULL),
+	('ranges, filtered, limited', ARRAY[:sfbase + 5, :sfbase, :sfbase + 9],
+	 ARRAY[0, 300, 700], ARRAY[299, 699, 1023], :sfhead, 11, ARRAY['Y', 'Z'], NULL, NULL),
+	('a range of one bucket', ARRAY[:sfbase],
+	 ARRAY[eventstore.bucket_of('k4')], ARRAY[eventstore.bucket_of('k4')], :sfhead, 100,
+	 NULL, NULL, NULL),
+	('no ranges', '{}', '{}', '{}', :sfhead, 100, NULL, NULL, NULL),
+	('no positions', NULL, NULL, NULL, :sfhead, 100, NULL, NULL, NULL);
+-- as a scan (a FROM item) and as a function (in the target list)
+SELECT c.name,
+	   (SELECT count(*) FROM pg_temp.sf_ref(c.afters, c.firsts, c.lasts, c.upto, c.n,
+											c.types, c.prefix, c.keys)) AS rows,
+	   ARRAY(SELECT e.insert_order
+			   FROM eventstore.subscription_feed(c.afters, c.firsts, c.lasts, c.upto, c.n,
+												 c.types, c.prefix, c.keys) e)
+	   = ARRAY(SELECT pg_temp.sf_ref(c.afters, c.firsts, c.lasts, c.upto, c.n,
+									 c.types, c.prefix, c.keys)) AS same_as_scan,
+	   ARRAY(SELECT (eventstore.subscription_feed(c.afters, c.firsts, c.lasts, c.upto, c.n,
+												  c.types, c.prefix, c.keys)).insert_order)
+	   = ARRAY(SELECT pg_temp.sf_ref(c.afters, c.firsts, c.lasts, c.upto, c.n,
+									 c.types, c.prefix, c.keys)) AS same_as_function
+  FROM sf_case c ORDER BY c.name;
+EXPLAIN (COSTS OFF)
+SELECT * FROM eventstore.subscription_feed(ARRAY[0::bigint], NULL, NULL, 10, 10, NULL, NULL, NULL);
+-- the same rows through its query, when the partitions cannot be read directly
+CREATE TEMP TABLE sf_direct AS
+SELECT c.name, ARRAY(SELECT e.insert_order
+					   FROM eventstore.subscription_feed(c.afters, c.firsts, c.lasts, c.upto,
+														 c.n, c.types, c.prefix, c.keys) e) AS rows
+  FROM sf_case c;
+BEGIN;
+ALTER EVENT TRIGGER eventstore_guard_ddl DISABLE;
+DROP INDEX eventstore.events_insert_order_idx;
+SELECT c.name,
+	   ARRAY(SELECT e.insert_order
+			   FROM eventstore.subscription_feed(c.afters, c.firsts, c.lasts, c.upto, c.n,
+												 c.types, c.prefix, c.keys) e) = d.rows AS same_rows
+  FROM sf_case c JOIN sf_direct d USING (name) ORDER BY c.name;
+ROLLBACK;
+-- bad arguments
+SELECT * FROM eventstore.subscription_feed(ARRAY[0::bigint], NULL, NULL, NULL, 10, NULL, NULL, NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.subscription_feed(ARRAY[0::bigint], NULL, NULL, 10, 0, NULL, NULL, NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.subscription_feed(ARRAY[-1::bigint], NULL, NULL, 10, 10, NULL, NULL, NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.subscription_feed(ARRAY[0::bigint, NULL], NULL, NULL, 10, 10, NULL, NULL, NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.subscription_feed(ARRAY[0::bigint], ARRAY[0], NULL, 10, 10, NULL, NULL, NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.subscription_feed(ARRAY[0::bigint], ARRAY[0, 1], ARRAY[1, 2], 10, 10, NULL, NULL, NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.subscription_feed(ARRAY[0::bigint], ARRAY[5], ARRAY[4], 10, 10, NULL, NULL, NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM eventstore.subscription_feed(ARRAY[0::bigint], NULL, NULL, 10, 10, ARRAY[['X'], ['Y']], NULL, NULL);
+\echo :LAST_ERROR_SQLSTATE
+-- granted to nobody: a reader may not call it, as a scan or as a function
+SET ROLE es_regress_feed_reader;
+SELECT count(*) FROM eventstore.subscription_feed(ARRAY[0::bigint], NULL, NULL, 10, 10, NULL, NULL, NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT (eventstore.subscription_feed(ARRAY[0::bigint], NULL, NULL, 10, 10, NULL, NULL, NULL)).insert_order;
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+
 DROP ROLE es_regress_feed_reader;
 REVOKE ALL ON eventstore.events FROM es_regress_feed_stranger;
 REVOKE ALL ON SCHEMA eventstore FROM es_regress_feed_stranger;

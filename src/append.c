@@ -70,12 +70,12 @@
 
 #include "eventstore.h"
 #include "event.h"
+#include "feed.h"
 #include "guard.h"
 #include "hash.h"
 #include "position.h"
 #include "shmem.h"
 #include "stream.h"
-#include "streamscan.h"
 
 /* Columns of eventstore.events, matched by name against each partition. */
 enum

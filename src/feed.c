@@ -14,6 +14,12 @@
  * index scans would, without the executor's per-call plan start-up over
  * every partition and its per-row slot traffic.
  *
+ * A poll of a subscription reads the same merge with a filter (event
+ * types, a stream id prefix, partition keys, as subscription_matches
+ * says), and a consumer group member's poll reads several bucket ranges,
+ * each from its own checkpoint: one scan per range and partition holding
+ * some of its buckets, all merged into one order (EsFeedBeginRanges).
+ *
  * The scans are the index access method's own, so they take the same
  * predicate locks as a query would in SERIALIZABLE.  Privileges are
  * checked as a query's would be, on the schema and on eventstore.events (a
@@ -49,13 +55,17 @@
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "lib/binaryheap.h"
+#include "partitioning/partbounds.h"
 #include "miscadmin.h"
 #include "partitioning/partdesc.h"
 #include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/partcache.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/rls.h"
@@ -77,16 +87,36 @@ const Oid	es_read_types[ES_READ_NATTS] = {
 	INT4OID, JSONBOID, JSONBOID, TIMESTAMPTZOID, TEXTOID
 };
 
-/* One partition's scan. */
+/* One partition, opened. */
 typedef struct EsFeedLeaf
 {
 	Relation	rel;
 	Relation	index;			/* btree, first column insert_order */
+	AttrNumber	attnum[ES_READ_NATTS];	/* per read column: its attribute */
+	AttrNumber	bucket;			/* the bucket attribute */
+} EsFeedLeaf;
+
+/* One scan: a partition's events of one range. */
+typedef struct EsFeedSource
+{
+	EsFeedLeaf *leaf;
+	EsFeedRange range;
+	bool		all_buckets;	/* the range holds every bucket there is */
 	IndexScanDesc scan;
 	TupleTableSlot *slot;		/* the scan's current row */
-	AttrNumber	attnum[ES_READ_NATTS];	/* per read column: its attribute */
 	int64		position;		/* insert_order of the current row */
-} EsFeedLeaf;
+	ScanKeyData keys[2];
+} EsFeedSource;
+
+/* A filter, as byte strings (comparisons are byte-wise, see EsFeedFilter). */
+typedef struct EsFeedMatch
+{
+	int			ntypes;			/* -1: any type */
+	text	  **types;
+	text	   *prefix;			/* NULL: any stream */
+	int			nkeys;			/* -1: any partition key */
+	text	  **keys;
+} EsFeedMatch;
 
 struct EsFeed
 {
@@ -97,10 +127,13 @@ struct EsFeed
 	Relation	parent;
 	int			nleaves;
 	EsFeedLeaf *leaves;
-	binaryheap *heap;			/* leaves with a current row, lowest first */
-	EsFeedLeaf *returned;		/* whose row EsFeedNext returned last */
+	int			nsources;
+	EsFeedSource *sources;
+	EsFeedMatch match;
+	bool		filtered;
+	binaryheap *heap;			/* sources with a current row, lowest first */
+	EsFeedSource *returned;		/* whose row EsFeedNext returned last */
 	bool		started;
-	ScanKeyData keys[2];
 };
 
 /*
@@ -165,6 +198,84 @@ es_usable_index(Relation index, AttrNumber insert_order)
 }
 
 /*
+ * The index in pd of the leaf partition that holds bucket, found the way
+ * tuple routing finds it, from the partition bounds; -1 if none does.
+ */
+static int
+es_partition_index(PartitionKey key, PartitionDesc pd, int bucket)
+{
+	PartitionBoundInfo bounds = pd->boundinfo;
+	Datum		value = Int32GetDatum(bucket);
+	bool		is_equal;
+	int			offset;
+	int			index = -1;
+
+	if (bounds != NULL && bounds->ndatums > 0)
+	{
+		offset = partition_range_datum_bsearch(key->partsupfunc,
+											   key->partcollation,
+											   bounds, 1, &value, &is_equal);
+		index = bounds->indexes[offset + 1];
+	}
+	if (index < 0 && bounds != NULL && partition_bound_has_default(bounds))
+		index = bounds->default_index;
+	return index;
+}
+
+/* The partitioning of eventstore.events, range of bucket, or an error. */
+static PartitionKey
+es_partition_key(Relation parent)
+{
+	PartitionKey key = RelationGetPartitionKey(parent);
+
+	if (key == NULL || key->strategy != PARTITION_STRATEGY_RANGE ||
+		key->partnatts != 1 || key->parttypid[0] != INT4OID)
+		elog(ERROR, "eventstore.events must be partitioned by range of bucket");
+	return key;
+}
+
+/*
+ * EsPartitionForBucket
+ *		The leaf partition of eventstore.events that holds a bucket.  Errors:
+ *		55000 no partition holds it; 0A000 a sub-partitioned partition.
+ */
+Oid
+EsPartitionForBucket(Relation parent, int bucket)
+{
+	PartitionKey key = es_partition_key(parent);
+	PartitionDesc pd = RelationGetPartitionDesc(parent, true);
+	int			index = es_partition_index(key, pd, bucket);
+
+	if (index < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no partition of eventstore.events holds bucket %d", bucket),
+				 errhint("Every bucket from 0 to %d needs a partition.", ES_BUCKETS - 1)));
+	if (!pd->is_leaf[index])
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("sub-partitioned partitions of eventstore.events are not supported")));
+	return pd->oids[index];
+}
+
+/* The bucket attribute of a partition, or InvalidAttrNumber. */
+static AttrNumber
+es_bucket_attnum(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int a = 0; a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+
+		if (!att->attisdropped && att->atttypid == INT4OID &&
+			strcmp(NameStr(att->attname), "bucket") == 0)
+			return att->attnum;
+	}
+	return InvalidAttrNumber;
+}
+
+/*
  * Open a partition and find its insert_order index.  False, with whatever
  * was opened closed again (the locks stay), if the partition is not one
  * this path can read.
@@ -178,7 +289,8 @@ es_open_leaf(EsFeedLeaf *leaf, Oid relid)
 	leaf->rel = table_open(relid, AccessShareLock);
 	leaf->index = NULL;
 	if (leaf->rel->rd_rel->relkind != RELKIND_RELATION ||
-		!EsMapReadColumns(leaf->rel, leaf->attnum))
+		!EsMapReadColumns(leaf->rel, leaf->attnum) ||
+		(leaf->bucket = es_bucket_attnum(leaf->rel)) == InvalidAttrNumber)
 	{
 		table_close(leaf->rel, NoLock);
 		return false;
@@ -207,10 +319,12 @@ es_open_leaf(EsFeedLeaf *leaf, Oid relid)
 
 /*
  * What the direct path found in the partitions last time: their OIDs,
- * their insert_order indexes and where the read columns are.  Kept for the
- * backend until a relcache invalidation of one of those relations or of
- * eventstore.events; every use still locks each relation and checks it
- * against what is kept (es_leaf_matches).
+ * their insert_order indexes, where the read columns and the bucket are,
+ * and the lowest and highest of the buckets 0 to ES_BUCKETS - 1 each
+ * holds (first > last: none).  Kept for the backend until a relcache
+ * invalidation of one of those relations or of eventstore.events; every
+ * use still locks each relation and checks it against what is kept
+ * (es_leaf_matches).
  */
 typedef struct EsFeedLayout
 {
@@ -221,6 +335,9 @@ typedef struct EsFeedLayout
 	Oid		   *rels;
 	Oid		   *indexes;
 	AttrNumber (*attnums)[ES_READ_NATTS];
+	AttrNumber *buckets;
+	int32	   *first_bucket;
+	int32	   *last_bucket;
 } EsFeedLayout;
 
 static EsFeedLayout layout = {0};
@@ -256,7 +373,9 @@ es_layout_invalidate(Datum arg, Oid relid)
 static void
 es_build_layout(Relation parent)
 {
+	PartitionKey key = es_partition_key(parent);
 	PartitionDesc pd = RelationGetPartitionDesc(parent, true);
+	int			n = Max(pd->nparts, 1);
 	MemoryContext old;
 
 	if (!layout_callback_registered)
@@ -269,11 +388,17 @@ es_build_layout(Relation parent)
 		pfree(layout.rels);
 		pfree(layout.indexes);
 		pfree(layout.attnums);
+		pfree(layout.buckets);
+		pfree(layout.first_bucket);
+		pfree(layout.last_bucket);
 	}
 	old = MemoryContextSwitchTo(TopMemoryContext);
-	layout.rels = palloc0(sizeof(Oid) * Max(pd->nparts, 1));
-	layout.indexes = palloc0(sizeof(Oid) * Max(pd->nparts, 1));
-	layout.attnums = palloc0(sizeof(AttrNumber) * ES_READ_NATTS * Max(pd->nparts, 1));
+	layout.rels = palloc0(sizeof(Oid) * n);
+	layout.indexes = palloc0(sizeof(Oid) * n);
+	layout.attnums = palloc0(sizeof(AttrNumber) * ES_READ_NATTS * n);
+	layout.buckets = palloc0(sizeof(AttrNumber) * n);
+	layout.first_bucket = palloc(sizeof(int32) * n);
+	layout.last_bucket = palloc(sizeof(int32) * n);
 	MemoryContextSwitchTo(old);
 
 	layout.valid = false;
@@ -294,8 +419,20 @@ es_build_layout(Relation parent)
 		layout.rels[i] = RelationGetRelid(leaf.rel);
 		layout.indexes[i] = RelationGetRelid(leaf.index);
 		memcpy(layout.attnums[i], leaf.attnum, sizeof(leaf.attnum));
+		layout.buckets[i] = leaf.bucket;
+		layout.first_bucket[i] = PG_INT32_MAX;
+		layout.last_bucket[i] = PG_INT32_MIN;
 		index_close(leaf.index, NoLock);
 		table_close(leaf.rel, NoLock);
+	}
+	for (int b = 0; b < ES_BUCKETS && layout.usable; b++)
+	{
+		int			i = es_partition_index(key, pd, b);
+
+		if (i < 0)
+			continue;
+		layout.first_bucket[i] = Min(layout.first_bucket[i], b);
+		layout.last_bucket[i] = Max(layout.last_bucket[i], b);
 	}
 	layout_building = false;
 	layout.valid = !layout_build_stale;
@@ -309,13 +446,12 @@ static bool
 es_leaf_matches(EsFeedLeaf *leaf)
 {
 	TupleDesc	desc = RelationGetDescr(leaf->rel);
+	Form_pg_attribute att;
 
 	if (leaf->rel->rd_rel->relkind != RELKIND_RELATION)
 		return false;
 	for (int c = 0; c < ES_READ_NATTS; c++)
 	{
-		Form_pg_attribute att;
-
 		if (leaf->attnum[c] < 1 || leaf->attnum[c] > desc->natts)
 			return false;
 		att = TupleDescAttr(desc, leaf->attnum[c] - 1);
@@ -323,15 +459,21 @@ es_leaf_matches(EsFeedLeaf *leaf)
 			strcmp(NameStr(att->attname), es_read_names[c]) != 0)
 			return false;
 	}
+	if (leaf->bucket < 1 || leaf->bucket > desc->natts)
+		return false;
+	att = TupleDescAttr(desc, leaf->bucket - 1);
+	if (att->attisdropped || att->atttypid != INT4OID ||
+		strcmp(NameStr(att->attname), "bucket") != 0)
+		return false;
 	return es_usable_index(leaf->index, leaf->attnum[0]);
 }
 
 /* The binary heap is a max-heap: the lowest position compares highest. */
 static int
-es_leaf_compare(Datum a, Datum b, void *arg)
+es_source_compare(Datum a, Datum b, void *arg)
 {
-	int64		pa = ((EsFeedLeaf *) DatumGetPointer(a))->position;
-	int64		pb = ((EsFeedLeaf *) DatumGetPointer(b))->position;
+	int64		pa = ((EsFeedSource *) DatumGetPointer(a))->position;
+	int64		pb = ((EsFeedSource *) DatumGetPointer(b))->position;
 
 	if (pa < pb)
 		return 1;
@@ -340,19 +482,76 @@ es_leaf_compare(Datum a, Datum b, void *arg)
 	return 0;
 }
 
-/* Move a partition's scan to its next row.  False at its end. */
+/* Whether a text value is one of n strings. */
 static bool
-es_advance(EsFeedLeaf *leaf)
+es_text_in(Datum value, int n, text **strings)
 {
-	bool		isnull;
+	text	   *t = DatumGetTextPP(value);
+	Size		len = VARSIZE_ANY_EXHDR(t);
 
-	CHECK_FOR_INTERRUPTS();
-	if (!index_getnext_slot(leaf->scan, ForwardScanDirection, leaf->slot))
+	for (int i = 0; i < n; i++)
+		if (strings[i] != NULL && VARSIZE_ANY_EXHDR(strings[i]) == len &&
+			memcmp(VARDATA_ANY(strings[i]), VARDATA_ANY(t), len) == 0)
+			return true;
+	return false;
+}
+
+/* Whether the source's current row is one the feed returns. */
+static bool
+es_source_wants(EsFeed *feed, EsFeedSource *source)
+{
+	TupleTableSlot *slot = source->slot;
+	const AttrNumber *attnum = source->leaf->attnum;
+	EsFeedMatch *m = &feed->match;
+
+	if (!source->all_buckets)
+	{
+		int32		bucket = DatumGetInt32(slot->tts_values[source->leaf->bucket - 1]);
+
+		if (slot->tts_isnull[source->leaf->bucket - 1] ||
+			bucket < source->range.first_bucket ||
+			bucket > source->range.last_bucket)
+			return false;
+	}
+	if (!feed->filtered)
+		return true;
+	/* event_type, stream_id and partition_key are NOT NULL */
+	if (m->ntypes >= 0 &&
+		!es_text_in(slot->tts_values[attnum[4] - 1], m->ntypes, m->types))
 		return false;
-	/* all of it now, while the tuple is in the cache */
-	slot_getallattrs(leaf->slot);
-	leaf->position = DatumGetInt64(slot_getattr(leaf->slot, leaf->attnum[0],
-												&isnull));
+	if (m->prefix != NULL)
+	{
+		text	   *id = DatumGetTextPP(slot->tts_values[attnum[1] - 1]);
+		Size		len = VARSIZE_ANY_EXHDR(m->prefix);
+
+		if (VARSIZE_ANY_EXHDR(id) < len ||
+			memcmp(VARDATA_ANY(id), VARDATA_ANY(m->prefix), len) != 0)
+			return false;
+	}
+	if (m->nkeys >= 0 &&
+		!es_text_in(slot->tts_values[attnum[9] - 1], m->nkeys, m->keys))
+		return false;
+	return true;
+}
+
+/* Move a source's scan to its next wanted row.  False at its end. */
+static bool
+es_advance(EsFeed *feed, EsFeedSource *source)
+{
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (!index_getnext_slot(source->scan, ForwardScanDirection, source->slot))
+			return false;
+		/* all of it now, while the tuple is in the cache */
+		slot_getallattrs(source->slot);
+		if (source->slot->tts_isnull[source->leaf->attnum[0] - 1])
+			continue;			/* not in the index's range; cannot happen */
+		if (es_source_wants(feed, source))
+			break;
+	}
+	source->position =
+		DatumGetInt64(source->slot->tts_values[source->leaf->attnum[0] - 1]);
 	return true;
 }
 
@@ -379,15 +578,172 @@ EsCheckFeedArgs(bool after_null, int64 after, bool max_null, int32 max_count)
 }
 
 /*
+ * A one-dimensional array (or an empty one), without nulls unless nulls_ok,
+ * and its number of elements; NULL for a null argument.  Error: 22023.
+ */
+static ArrayType *
+es_flat_array(Datum value, bool isnull, const char *name, bool nulls_ok, int *n)
+{
+	ArrayType  *array;
+
+	*n = 0;
+	if (isnull)
+		return NULL;
+	array = DatumGetArrayTypeP(value);
+	if (ARR_NDIM(array) > 1 || (!nulls_ok && array_contains_nulls(array)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a one-dimensional array%s", name,
+						nulls_ok ? "" : " without nulls")));
+	*n = ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array));
+	return array;
+}
+
+/*
+ * EsCheckSubscriptionFeedArgs
+ *		The checks of eventstore.subscription_feed's arguments, and what
+ *		they ask for, allocated in the current memory context (the filter
+ *		may point into the values).  Errors: 22004 null up_to or max_count;
+ *		22023 max_count < 1, a negative position, arrays of other shapes or
+ *		lengths, a range whose first bucket is above its last.
+ */
+void
+EsCheckSubscriptionFeedArgs(const Datum *values, const bool *nulls,
+							EsFeedRequest *req)
+{
+	ArrayType  *afters;
+	ArrayType  *firsts;
+	ArrayType  *lasts;
+	Datum	   *a = NULL;
+	Datum	   *f = NULL;
+	Datum	   *l = NULL;
+	int			nafters;
+	int			nfirsts;
+	int			nlasts;
+	int			n;
+
+	if (nulls[3] || nulls[4])
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("up_to and max_count must not be null")));
+	req->upto = DatumGetInt64(values[3]);
+	req->max_count = DatumGetInt32(values[4]);
+	if (req->max_count < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_count must be at least 1")));
+	afters = es_flat_array(values[0], nulls[0], "after_positions", false, &nafters);
+	firsts = es_flat_array(values[1], nulls[1], "first_buckets", false, &nfirsts);
+	lasts = es_flat_array(values[2], nulls[2], "last_buckets", false, &nlasts);
+	if ((firsts == NULL) != (lasts == NULL) ||
+		(firsts != NULL && (nfirsts != nafters || nlasts != nafters)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("first_buckets and last_buckets must both be null or have one element per position")));
+	req->filter.event_types = es_flat_array(values[5], nulls[5], "event_types",
+											true, &n);
+	req->filter.stream_prefix = nulls[6] ? NULL : DatumGetTextPP(values[6]);
+	req->filter.partition_keys = es_flat_array(values[7], nulls[7],
+											   "partition_keys", true, &n);
+	req->filtered = req->filter.event_types != NULL ||
+		req->filter.stream_prefix != NULL || req->filter.partition_keys != NULL;
+
+	if (afters != NULL)
+		deconstruct_array(afters, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+						  &a, NULL, &n);
+	if (firsts != NULL)
+	{
+		deconstruct_array(firsts, INT4OID, 4, true, TYPALIGN_INT, &f, NULL, &n);
+		deconstruct_array(lasts, INT4OID, 4, true, TYPALIGN_INT, &l, NULL, &n);
+	}
+	req->nranges = nafters;
+	req->ranges = palloc(sizeof(EsFeedRange) * Max(nafters, 1));
+	for (int i = 0; i < nafters; i++)
+	{
+		EsFeedRange *range = &req->ranges[i];
+
+		range->after = DatumGetInt64(a[i]);
+		range->first_bucket = f ? DatumGetInt32(f[i]) : PG_INT32_MIN;
+		range->last_bucket = l ? DatumGetInt32(l[i]) : PG_INT32_MAX;
+		if (range->after < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("after_positions must not be negative")));
+		if (range->first_bucket > range->last_bucket)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("first_buckets[%d] is above last_buckets[%d]",
+							i + 1, i + 1)));
+	}
+}
+
+/* Whether a range holds every bucket, including any outside 0..ES_BUCKETS-1. */
+static inline bool
+es_range_is_all(const EsFeedRange *range)
+{
+	return range->first_bucket == PG_INT32_MIN &&
+		range->last_bucket == PG_INT32_MAX;
+}
+
+/* Whether a range may hold events of layout leaf i. */
+static bool
+es_range_reaches(const EsFeedRange *range, int i)
+{
+	if (range->first_bucket < 0 || range->last_bucket >= ES_BUCKETS)
+		return true;			/* buckets no partition bound tells of */
+	return range->first_bucket <= layout.last_bucket[i] &&
+		range->last_bucket >= layout.first_bucket[i];
+}
+
+/* A filter's strings: deconstructed, detoasted, in the caller's context. */
+static void
+es_prepare_match(const EsFeedFilter *filter, EsFeedMatch *m, bool *filtered)
+{
+	ArrayType  *arrays[2] = {filter ? filter->event_types : NULL,
+	filter ? filter->partition_keys : NULL};
+	int		   *counts[2] = {&m->ntypes, &m->nkeys};
+	text	 ***strings[2] = {&m->types, &m->keys};
+
+	*filtered = false;
+	for (int a = 0; a < 2; a++)
+	{
+		Datum	   *elems;
+		bool	   *elnulls;
+		int			n;
+
+		*counts[a] = -1;
+		*strings[a] = NULL;
+		if (arrays[a] == NULL)
+			continue;
+		deconstruct_array(arrays[a], TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &elnulls, &n);
+		*strings[a] = palloc0(sizeof(text *) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+			if (!elnulls[i])
+				(*strings[a])[i] = DatumGetTextPP(elems[i]);
+		*counts[a] = n;
+		*filtered = true;
+	}
+	m->prefix = NULL;
+	if (filter != NULL && filter->stream_prefix != NULL)
+	{
+		m->prefix = pg_detoast_datum_packed(filter->stream_prefix);
+		*filtered = true;
+	}
+}
+
+/*
  * The direct path's scans, or NULL if it cannot read the table (see the
  * banner).
  */
 static EsFeed *
-es_begin_direct(int64 after, int64 upto, Snapshot snapshot)
+es_begin_direct(int nranges, const EsFeedRange *ranges, int64 upto,
+				const EsFeedFilter *filter, Snapshot snapshot)
 {
 	Oid			nsp;
 	Oid			relid;
 	EsFeed	   *feed;
+	int		   *opened;
 
 	/* the query's checks: USAGE on the schema, SELECT on the table */
 	nsp = get_namespace_oid("eventstore", false);
@@ -417,36 +773,60 @@ es_begin_direct(int64 after, int64 upto, Snapshot snapshot)
 		return NULL;
 	}
 
+	/* open the partitions some range reaches, in the layout's order */
 	feed->leaves = palloc0(sizeof(EsFeedLeaf) * Max(layout.nleaves, 1));
+	opened = palloc(sizeof(int) * Max(layout.nleaves, 1));
 	for (int i = 0; i < layout.nleaves; i++)
 	{
-		EsFeedLeaf *leaf = &feed->leaves[i];
+		EsFeedLeaf *leaf = &feed->leaves[feed->nleaves];
+		bool		reached = false;
 
+		opened[i] = -1;
+		for (int r = 0; r < nranges && !reached; r++)
+			reached = es_range_reaches(&ranges[r], i);
+		if (!reached)
+			continue;
 		leaf->rel = table_open(layout.rels[i], AccessShareLock);
 		leaf->index = index_open(layout.indexes[i], AccessShareLock);
 		memcpy(leaf->attnum, layout.attnums[i], sizeof(leaf->attnum));
-		feed->nleaves = i + 1;
+		leaf->bucket = layout.buckets[i];
+		opened[i] = feed->nleaves++;
 		if (!es_leaf_matches(leaf))
 		{
 			layout.valid = false;
+			pfree(opened);
 			EsFeedEnd(feed);
 			return NULL;
 		}
 	}
 
-	ScanKeyInit(&feed->keys[0], 1, BTGreaterStrategyNumber, F_INT8GT,
-				Int64GetDatum(after));
-	ScanKeyInit(&feed->keys[1], 1, BTLessEqualStrategyNumber, F_INT8LE,
-				Int64GetDatum(upto));
-	for (int i = 0; i < feed->nleaves; i++)
-	{
-		EsFeedLeaf *leaf = &feed->leaves[i];
+	es_prepare_match(filter, &feed->match, &feed->filtered);
 
-		leaf->slot = table_slot_create(leaf->rel, NULL);
-		leaf->scan = index_beginscan(leaf->rel, leaf->index, snapshot, 2, 0);
-		index_rescan(leaf->scan, feed->keys, 2, NULL, 0);
-	}
-	feed->heap = binaryheap_allocate(Max(feed->nleaves, 1), es_leaf_compare,
+	/* one scan per range and partition it reaches */
+	feed->sources = palloc0(sizeof(EsFeedSource) *
+							Max(nranges * feed->nleaves, 1));
+	for (int r = 0; r < nranges; r++)
+		for (int i = 0; i < layout.nleaves; i++)
+		{
+			EsFeedSource *source;
+
+			if (opened[i] < 0 || !es_range_reaches(&ranges[r], i))
+				continue;
+			source = &feed->sources[feed->nsources++];
+			source->leaf = &feed->leaves[opened[i]];
+			source->range = ranges[r];
+			source->all_buckets = es_range_is_all(&ranges[r]);
+			ScanKeyInit(&source->keys[0], 1, BTGreaterStrategyNumber, F_INT8GT,
+						Int64GetDatum(ranges[r].after));
+			ScanKeyInit(&source->keys[1], 1, BTLessEqualStrategyNumber, F_INT8LE,
+						Int64GetDatum(upto));
+			source->slot = table_slot_create(source->leaf->rel, NULL);
+			source->scan = index_beginscan(source->leaf->rel,
+										   source->leaf->index, snapshot, 2, 0);
+			index_rescan(source->scan, source->keys, 2, NULL, 0);
+		}
+	pfree(opened);
+	feed->heap = binaryheap_allocate(Max(feed->nsources, 1), es_source_compare,
 									 NULL);
 	return feed;
 }
@@ -501,35 +881,93 @@ EsNextCollected(Tuplestorestate *store, TupleTableSlot *slot, Datum *values,
  * The same events through a query, collected into a tuplestore: the query
  * applies row-level security and column privileges, raises the permission
  * error, and its columns are checked against the types the rows must have.
+ * The whole feed has a query of its own, the one read_all ran before it
+ * read the partitions itself; ranges and filters run as one query per
+ * range, merged.
  */
 static EsFeed *
-es_begin_query(int64 after, int64 upto, int64 limit, Snapshot snapshot)
+es_begin_query(int nranges, const EsFeedRange *ranges, int64 upto,
+			   int64 limit, const EsFeedFilter *filter, Snapshot snapshot)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			types[3] = {INT8OID, INT8OID, INT8OID};
-	Datum		values[3];
+	static SPIPlanPtr whole_plan = NULL;
+	static SPIPlanPtr ranges_plan = NULL;
 	EsFeed	   *feed = palloc0(sizeof(EsFeed));
 	MemoryContext caller = CurrentMemoryContext;
+	Datum		values[8];
+	char		nulls[8];
+	SPIPlanPtr	plan;
 	int			rc;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	EsKeptPlan(&plan,
-			   "SELECT insert_order, stream_id, stream_order, event_id, "
-			   "event_type, schema_version, data, metadata, recorded_at, "
-			   "partition_key FROM eventstore.events "
-			   "WHERE insert_order OPERATOR(pg_catalog.>) $1 "
-			   "AND insert_order OPERATOR(pg_catalog.<=) $2 "
-			   "ORDER BY insert_order LIMIT $3",
-			   3, types);
-	values[0] = Int64GetDatum(after);
-	values[1] = Int64GetDatum(upto);
-	values[2] = Int64GetDatum(limit);
-	rc = SPI_execute_snapshot(plan, values, NULL, snapshot, InvalidSnapshot,
+	memset(nulls, ' ', sizeof(nulls));
+	if (nranges == 1 && es_range_is_all(&ranges[0]) && filter == NULL)
+	{
+		Oid			types[3] = {INT8OID, INT8OID, INT8OID};
+
+		plan = EsKeptPlan(&whole_plan,
+						  "SELECT insert_order, stream_id, stream_order, event_id, "
+						  "event_type, schema_version, data, metadata, recorded_at, "
+						  "partition_key FROM eventstore.events "
+						  "WHERE insert_order OPERATOR(pg_catalog.>) $1 "
+						  "AND insert_order OPERATOR(pg_catalog.<=) $2 "
+						  "ORDER BY insert_order LIMIT $3",
+						  3, types);
+		values[0] = Int64GetDatum(ranges[0].after);
+		values[1] = Int64GetDatum(upto);
+		values[2] = Int64GetDatum(limit);
+	}
+	else
+	{
+		Oid			types[8] = {INT8ARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
+		INT8OID, INT8OID, TEXTARRAYOID, TEXTOID, TEXTARRAYOID};
+		Datum	   *afters = palloc(sizeof(Datum) * Max(nranges, 1));
+		Datum	   *firsts = palloc(sizeof(Datum) * Max(nranges, 1));
+		Datum	   *lasts = palloc(sizeof(Datum) * Max(nranges, 1));
+
+		plan = EsKeptPlan(&ranges_plan,
+						  "SELECT e.insert_order, e.stream_id, e.stream_order, "
+						  "e.event_id, e.event_type, e.schema_version, e.data, "
+						  "e.metadata, e.recorded_at, e.partition_key "
+						  "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), "
+						  "pg_catalog.unnest($3)) r(after, lo, hi) "
+						  "CROSS JOIN LATERAL (SELECT x.* FROM eventstore.events x "
+						  "WHERE x.bucket OPERATOR(pg_catalog.>=) r.lo "
+						  "AND x.bucket OPERATOR(pg_catalog.<=) r.hi "
+						  "AND x.insert_order OPERATOR(pg_catalog.>) r.after "
+						  "AND x.insert_order OPERATOR(pg_catalog.<=) $4 "
+						  "AND eventstore.subscription_matches($6, $7, $8, "
+						  "x.event_type, x.stream_id, x.partition_key) "
+						  "ORDER BY x.insert_order LIMIT $5) e "
+						  "ORDER BY e.insert_order LIMIT $5",
+						  8, types);
+		for (int r = 0; r < nranges; r++)
+		{
+			afters[r] = Int64GetDatum(ranges[r].after);
+			firsts[r] = Int32GetDatum(ranges[r].first_bucket);
+			lasts[r] = Int32GetDatum(ranges[r].last_bucket);
+		}
+		values[0] = PointerGetDatum(construct_array(afters, nranges, INT8OID,
+													8, true, TYPALIGN_DOUBLE));
+		values[1] = PointerGetDatum(construct_array(firsts, nranges, INT4OID,
+													4, true, TYPALIGN_INT));
+		values[2] = PointerGetDatum(construct_array(lasts, nranges, INT4OID,
+													4, true, TYPALIGN_INT));
+		values[3] = Int64GetDatum(upto);
+		values[4] = Int64GetDatum(limit);
+		values[5] = PointerGetDatum(filter ? filter->event_types : NULL);
+		nulls[5] = filter && filter->event_types ? ' ' : 'n';
+		values[6] = PointerGetDatum(filter ? filter->stream_prefix : NULL);
+		nulls[6] = filter && filter->stream_prefix ? ' ' : 'n';
+		values[7] = PointerGetDatum(filter ? filter->partition_keys : NULL);
+		nulls[7] = filter && filter->partition_keys ? ' ' : 'n';
+	}
+	rc = SPI_execute_snapshot(plan, values, nulls, snapshot, InvalidSnapshot,
 							  true, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "reading events failed: %s", SPI_result_code_string(rc));
-	EsCollectRows(SPI_tuptable, caller, "eventstore.read_all()",
+	EsCollectRows(SPI_tuptable, caller,
+				  plan == whole_plan ? "eventstore.read_all()" : "eventstore.poll()",
 				  &feed->store, &feed->store_slot);
 	SPI_finish();
 	return feed;
@@ -549,10 +987,26 @@ es_begin_query(int64 after, int64 upto, int64 limit, Snapshot snapshot)
 EsFeed *
 EsFeedBegin(int64 after, int64 upto, int64 limit, Snapshot snapshot)
 {
-	EsFeed	   *feed = es_begin_direct(after, upto, snapshot);
+	EsFeedRange all = {after, PG_INT32_MIN, PG_INT32_MAX};
+
+	return EsFeedBeginRanges(1, &all, upto, limit, NULL, snapshot);
+}
+
+/*
+ * EsFeedBeginRanges
+ *		The same for the events of several bucket ranges, each after its
+ *		own position, merged into one insert_order, that pass filter (NULL:
+ *		all).  A range from PG_INT32_MIN to PG_INT32_MAX holds every event.
+ *		The ranges, filter and what they point to must stay until EsFeedEnd.
+ */
+EsFeed *
+EsFeedBeginRanges(int nranges, const EsFeedRange *ranges, int64 upto,
+				  int64 limit, const EsFeedFilter *filter, Snapshot snapshot)
+{
+	EsFeed	   *feed = es_begin_direct(nranges, ranges, upto, filter, snapshot);
 
 	if (feed == NULL)
-		feed = es_begin_query(after, upto, limit, snapshot);
+		feed = es_begin_query(nranges, ranges, upto, limit, filter, snapshot);
 	return feed;
 }
 
@@ -568,24 +1022,24 @@ EsFeedBegin(int64 after, int64 upto, int64 limit, Snapshot snapshot)
 bool
 EsFeedNext(EsFeed *feed, Datum *values, bool *nulls)
 {
-	EsFeedLeaf *leaf;
+	EsFeedSource *source;
 
 	if (feed->store != NULL)
 		return EsNextCollected(feed->store, feed->store_slot, values, nulls);
 
 	if (!feed->started)
 	{
-		for (int i = 0; i < feed->nleaves; i++)
-			if (es_advance(&feed->leaves[i]))
+		for (int i = 0; i < feed->nsources; i++)
+			if (es_advance(feed, &feed->sources[i]))
 				binaryheap_add_unordered(feed->heap,
-										 PointerGetDatum(&feed->leaves[i]));
+										 PointerGetDatum(&feed->sources[i]));
 		binaryheap_build(feed->heap);
 		feed->started = true;
 	}
 	else if (feed->returned != NULL)
 	{
-		/* the leaf returned last is the heap's first */
-		if (es_advance(feed->returned))
+		/* the source returned last is the heap's first */
+		if (es_advance(feed, feed->returned))
 			binaryheap_replace_first(feed->heap, PointerGetDatum(feed->returned));
 		else
 			(void) binaryheap_remove_first(feed->heap);
@@ -594,13 +1048,13 @@ EsFeedNext(EsFeed *feed, Datum *values, bool *nulls)
 	feed->returned = NULL;
 	if (binaryheap_empty(feed->heap))
 		return false;
-	leaf = (EsFeedLeaf *) DatumGetPointer(binaryheap_first(feed->heap));
-	feed->returned = leaf;
+	source = (EsFeedSource *) DatumGetPointer(binaryheap_first(feed->heap));
+	feed->returned = source;
 
 	for (int c = 0; c < ES_READ_NATTS; c++)
 	{
-		values[c] = leaf->slot->tts_values[leaf->attnum[c] - 1];
-		nulls[c] = leaf->slot->tts_isnull[leaf->attnum[c] - 1];
+		values[c] = source->slot->tts_values[source->leaf->attnum[c] - 1];
+		nulls[c] = source->slot->tts_isnull[source->leaf->attnum[c] - 1];
 	}
 	return true;
 }
@@ -620,20 +1074,25 @@ EsFeedEnd(EsFeed *feed)
 		pfree(feed);
 		return;
 	}
+	for (int i = 0; i < feed->nsources; i++)
+	{
+		EsFeedSource *source = &feed->sources[i];
+
+		if (source->scan != NULL)
+			index_endscan(source->scan);
+		if (source->slot != NULL)
+			ExecDropSingleTupleTableSlot(source->slot);
+	}
 	for (int i = 0; i < feed->nleaves; i++)
 	{
-		EsFeedLeaf *leaf = &feed->leaves[i];
-
-		if (leaf->scan != NULL)
-			index_endscan(leaf->scan);
-		if (leaf->slot != NULL)
-			ExecDropSingleTupleTableSlot(leaf->slot);
-		index_close(leaf->index, NoLock);
-		table_close(leaf->rel, NoLock);
+		index_close(feed->leaves[i].index, NoLock);
+		table_close(feed->leaves[i].rel, NoLock);
 	}
 	if (feed->heap != NULL)
 		binaryheap_free(feed->heap);
 	table_close(feed->parent, NoLock);
+	if (feed->sources != NULL)
+		pfree(feed->sources);
 	pfree(feed->leaves);
 	pfree(feed);
 }

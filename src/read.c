@@ -21,6 +21,11 @@
  * eventstore.read_stream reads the stream's partition only (streamscan.c), with
  * the statement's snapshot.
  *
+ * eventstore.subscription_feed, what poll and group_poll read, merges the
+ * same indexes with a subscription's filter and a group member's bucket
+ * ranges; its caller takes the head before the query that calls it, so
+ * the statement's snapshot is the one to read with.
+ *
  * The rows go into the function's tuplestore, which the caller reads as
  * eventstore.recorded_event: before the first row that type is checked
  * against the types the rows have, and feed.c and streamscan.c check the
@@ -60,6 +65,7 @@ static SPIPlanPtr open_feed_plan = NULL;
 PG_FUNCTION_INFO_V1(eventstore_read_all);
 PG_FUNCTION_INFO_V1(eventstore_open_feed);
 PG_FUNCTION_INFO_V1(eventstore_read_stream);
+PG_FUNCTION_INFO_V1(eventstore_subscription_feed);
 
 /*
  * Set up the function's result tuplestore, as eventstore.recorded_event,
@@ -247,6 +253,56 @@ eventstore_read_stream(PG_FUNCTION_ARGS)
 		 EsStreamScanNext(reader, row, rownulls); n++)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, rownulls);
 	EsStreamScanEnd(reader);
+
+	PG_RETURN_VOID();
+}
+
+/*
+ * eventstore.subscription_feed(after_positions bigint[],
+ *		first_buckets integer[], last_buckets integer[], up_to bigint,
+ *		max_count integer, event_types text[], stream_prefix text,
+ *		partition_keys text[])
+ * returns setof eventstore.recorded_event
+ *
+ * For poll and group_poll, granted to nobody: the events with
+ * after_positions[i] < insert_order <= up_to and bucket between
+ * first_buckets[i] and last_buckets[i] (both NULL: any bucket), for every
+ * i, that pass the filter, in insert_order, at most max_count, read with
+ * the statement's snapshot.  The caller computes up_to with
+ * eventstore.head() before the statement.  NULL after_positions: none.
+ * As a plain FROM item (as poll and group_poll call it) it runs as
+ * readscan.c's scan instead.  Errors: those of
+ * EsCheckSubscriptionFeedArgs.
+ */
+Datum
+eventstore_subscription_feed(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum		values[ES_SUBSCRIPTION_FEED_NARGS];
+	bool		nulls[ES_SUBSCRIPTION_FEED_NARGS];
+	EsFeedRequest req;
+	EsFeed	   *feed;
+	Datum		row[ES_READ_NATTS];
+	bool		rownulls[ES_READ_NATTS];
+
+	EsCheckLoaded();
+	for (int i = 0; i < ES_SUBSCRIPTION_FEED_NARGS; i++)
+	{
+		nulls[i] = PG_ARGISNULL(i);
+		values[i] = nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
+	}
+	EsCheckSubscriptionFeedArgs(values, nulls, &req);
+
+	es_init_result(fcinfo, "eventstore.poll()");
+	if (req.nranges == 0)
+		PG_RETURN_VOID();
+
+	feed = EsFeedBeginRanges(req.nranges, req.ranges, req.upto, req.max_count,
+							 req.filtered ? &req.filter : NULL,
+							 GetActiveSnapshot());
+	for (int32 n = 0; n < req.max_count && EsFeedNext(feed, row, rownulls); n++)
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, rownulls);
+	EsFeedEnd(feed);
 
 	PG_RETURN_VOID();
 }

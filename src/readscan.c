@@ -75,8 +75,23 @@
 typedef enum EsReadKind
 {
 	ES_READ_ALL,
-	ES_READ_STREAM
+	ES_READ_STREAM,
+	ES_READ_SUBSCRIPTION
 } EsReadKind;
+
+/* Each kind's function: its name, number of arguments and C symbol. */
+static const struct
+{
+	const char *name;
+	int			nargs;
+	const char *symbol;
+	const char *user;			/* for errors */
+}			es_read_functions[3] = {
+	{"read_all", 2, "eventstore_read_all", "eventstore.read_all()"},
+	{"read_stream", 4, "eventstore_read_stream", "eventstore.read_stream()"},
+	{"subscription_feed", ES_SUBSCRIPTION_FEED_NARGS,
+	"eventstore_subscription_feed", "eventstore.poll()"},
+};
 
 typedef struct EsReadScanState
 {
@@ -90,6 +105,7 @@ typedef struct EsReadScanState
 	EsStreamScanArgs stream_args;	/* read_stream's */
 	int64		after;			/* read_all's */
 	int32		max_count;
+	EsFeedRequest request;		/* subscription_feed's */
 	bool		started;
 	EsStreamScan *stream;		/* read_stream's scan */
 	int64		stream_left;	/* rows it may still return; -1 all */
@@ -112,14 +128,16 @@ static TupleTableSlot *es_exec_read_scan(CustomScanState *node);
 static void es_end_read_scan(CustomScanState *node);
 static void es_rescan_read_scan(CustomScanState *node);
 
-static const CustomPathMethods es_path_methods[2] = {
+static const CustomPathMethods es_path_methods[3] = {
 	{.CustomName = "EventstoreFeed", .PlanCustomPath = es_plan_read_path},
 	{.CustomName = "EventstoreStream", .PlanCustomPath = es_plan_read_path},
+	{.CustomName = "EventstoreSubscriptionFeed", .PlanCustomPath = es_plan_read_path},
 };
 
-static const CustomScanMethods es_scan_methods[2] = {
+static const CustomScanMethods es_scan_methods[3] = {
 	{.CustomName = "EventstoreFeed", .CreateCustomScanState = es_create_read_state},
 	{.CustomName = "EventstoreStream", .CreateCustomScanState = es_create_read_state},
+	{.CustomName = "EventstoreSubscriptionFeed", .CreateCustomScanState = es_create_read_state},
 };
 
 static const CustomExecMethods es_exec_methods = {
@@ -164,18 +182,14 @@ es_read_function(Oid funcid, EsReadKind *kind)
 		if (!isnull)
 			prosrc = TextDatumGetCString(src);
 	}
-	if (prosrc != NULL && strcmp(NameStr(proc->proname), "read_all") == 0 &&
-		proc->pronargs == 2 && strcmp(prosrc, "eventstore_read_all") == 0)
-	{
-		*kind = ES_READ_ALL;
-		result = true;
-	}
-	else if (prosrc != NULL && strcmp(NameStr(proc->proname), "read_stream") == 0 &&
-			 proc->pronargs == 4 && strcmp(prosrc, "eventstore_read_stream") == 0)
-	{
-		*kind = ES_READ_STREAM;
-		result = true;
-	}
+	for (int k = 0; prosrc != NULL && k < (int) lengthof(es_read_functions); k++)
+		if (strcmp(NameStr(proc->proname), es_read_functions[k].name) == 0 &&
+			proc->pronargs == es_read_functions[k].nargs &&
+			strcmp(prosrc, es_read_functions[k].symbol) == 0)
+		{
+			*kind = (EsReadKind) k;
+			result = true;
+		}
 	ReleaseSysCache(tuple);
 	return result;
 }
@@ -213,7 +227,7 @@ es_set_rel_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti,
 	CustomPath *path;
 	Bitmapset  *attrs = NULL;
 	ListCell   *lc;
-	EsReadKind	kind;
+	EsReadKind	kind = ES_READ_ALL;
 
 	if (prev_set_rel_pathlist_hook)
 		prev_set_rel_pathlist_hook(root, rel, rti, rte);
@@ -228,7 +242,7 @@ es_set_rel_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti,
 		return;
 	fexpr = (FuncExpr *) rtfunc->funcexpr;
 	if (!fexpr->funcretset || !es_read_function(fexpr->funcid, &kind) ||
-		list_length(fexpr->args) != (kind == ES_READ_ALL ? 2 : 4) ||
+		list_length(fexpr->args) != es_read_functions[kind].nargs ||
 		!es_rowtype_matches(fexpr->funcresulttype))
 		return;
 
@@ -333,8 +347,7 @@ es_begin_read_scan(CustomScanState *node, EState *estate, int eflags)
 	desc = lookup_rowtype_tupdesc(state->rowtype, -1);
 	EsCheckRowType(desc, es_read_types, ES_READ_NATTS,
 				   "type eventstore.recorded_event",
-				   state->kind == ES_READ_ALL ? "eventstore.read_all()" :
-				   "eventstore.read_stream()");
+				   es_read_functions[state->kind].user);
 	ReleaseTupleDesc(desc);
 
 	state->args = ExecInitExprList(cscan->custom_exprs, &node->ss.ps);
@@ -418,6 +431,53 @@ es_start_feed(EsReadScanState *state)
 	state->remaining = state->max_count;
 }
 
+/*
+ * subscription_feed's first row asked for: the arguments (once, as for
+ * read_stream), then the scans, with the query's snapshot (its caller took
+ * the head before the query).
+ */
+static void
+es_start_subscription(EsReadScanState *state)
+{
+	ExprContext *econtext = state->css.ss.ps.ps_ExprContext;
+	EState	   *estate = state->css.ss.ps.state;
+
+	if (!state->have_args)
+	{
+		Datum		values[ES_SUBSCRIPTION_FEED_NARGS];
+		bool		nulls[ES_SUBSCRIPTION_FEED_NARGS];
+		MemoryContext old;
+		int			i = 0;
+		ListCell   *lc;
+
+		MemoryContextReset(state->argcxt);
+		old = MemoryContextSwitchTo(state->argcxt);
+		foreach(lc, state->args)
+		{
+			values[i] = ExecEvalExpr((ExprState *) lfirst(lc), econtext, &nulls[i]);
+			/* arrays and text must outlive the per-row memory they may be in */
+			if (!nulls[i] && i != 3 && i != 4)
+				values[i] = datumCopy(values[i], false, -1);
+			i++;
+		}
+		EsCheckSubscriptionFeedArgs(values, nulls, &state->request);
+		MemoryContextSwitchTo(old);
+		state->have_args = true;
+	}
+
+	state->started = true;
+	if (state->request.nranges == 0)
+		return;
+	state->feed = EsFeedBeginRanges(state->request.nranges,
+									state->request.ranges,
+									state->request.upto,
+									state->request.max_count,
+									state->request.filtered ?
+									&state->request.filter : NULL,
+									estate->es_snapshot);
+	state->remaining = state->request.max_count;
+}
+
 static TupleTableSlot *
 es_next_event(ScanState *ss)
 {
@@ -438,7 +498,12 @@ es_next_event(ScanState *ss)
 	}
 
 	if (!state->started)
-		es_start_feed(state);
+	{
+		if (state->kind == ES_READ_ALL)
+			es_start_feed(state);
+		else
+			es_start_subscription(state);
+	}
 	ExecClearTuple(slot);
 	if (state->feed == NULL || state->remaining <= 0 ||
 		!EsFeedNext(state->feed, slot->tts_values, slot->tts_isnull))
@@ -511,6 +576,7 @@ EsReadScanInit(void)
 {
 	RegisterCustomScanMethods(&es_scan_methods[ES_READ_ALL]);
 	RegisterCustomScanMethods(&es_scan_methods[ES_READ_STREAM]);
+	RegisterCustomScanMethods(&es_scan_methods[ES_READ_SUBSCRIPTION]);
 	prev_set_rel_pathlist_hook = set_rel_pathlist_hook;
 	set_rel_pathlist_hook = es_set_rel_pathlist;
 }

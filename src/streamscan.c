@@ -40,13 +40,10 @@
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
-#include "partitioning/partbounds.h"
-#include "partitioning/partdesc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
-#include "utils/partcache.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
@@ -72,47 +69,6 @@ struct EsStreamScan
 	ScanDirection direction;
 	ScanKeyData keys[3];
 };
-
-/*
- * EsPartitionForBucket
- *		The leaf partition of eventstore.events that holds a bucket, found
- *		the way tuple routing finds it, from the partition bounds.  Errors:
- *		55000 no partition holds it; 0A000 a sub-partitioned partition.
- */
-Oid
-EsPartitionForBucket(Relation parent, int bucket)
-{
-	PartitionKey key = RelationGetPartitionKey(parent);
-	PartitionDesc pd = RelationGetPartitionDesc(parent, true);
-	PartitionBoundInfo bounds = pd->boundinfo;
-	Datum		value = Int32GetDatum(bucket);
-	bool		is_equal;
-	int			offset;
-	int			index = -1;
-
-	if (key->strategy != PARTITION_STRATEGY_RANGE || key->partnatts != 1)
-		elog(ERROR, "eventstore.events must be partitioned by range of bucket");
-
-	if (bounds != NULL && bounds->ndatums > 0)
-	{
-		offset = partition_range_datum_bsearch(key->partsupfunc,
-											   key->partcollation,
-											   bounds, 1, &value, &is_equal);
-		index = bounds->indexes[offset + 1];
-	}
-	if (index < 0 && bounds != NULL && partition_bound_has_default(bounds))
-		index = bounds->default_index;
-	if (index < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("no partition of eventstore.events holds bucket %d", bucket),
-				 errhint("Every bucket from 0 to %d needs a partition.", ES_BUCKETS - 1)));
-	if (!pd->is_leaf[index])
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("sub-partitioned partitions of eventstore.events are not supported")));
-	return pd->oids[index];
-}
 
 /* Whether role may read the table directly: SELECT on all of it, no policies. */
 static bool

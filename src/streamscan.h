@@ -1,8 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * streamscan.h
- *		One stream's events read straight from its partition, and the
- *		partition that holds a bucket.
+ *		One stream's events read straight from its partition.
  *
  * src/streamscan.h
  *
@@ -28,7 +27,6 @@ typedef struct EsStreamScanArgs
 extern void EsCheckStreamScanArgs(const Datum *values, const bool *nulls,
 							  EsStreamScanArgs *args);
 
-extern Oid	EsPartitionForBucket(Relation parent, int bucket);
 extern EsStreamScan *EsStreamScanBegin(const EsStreamScanArgs *args, Snapshot snapshot);
 extern bool EsStreamScanNext(EsStreamScan *r, Datum *values, bool *nulls);
 extern void EsStreamScanEnd(EsStreamScan *r);

@@ -368,6 +368,25 @@ $$;
 COMMENT ON FUNCTION eventstore.subscription_row(text, boolean, boolean, text, regrole) IS
 'internal: the subscription row, checked (the caller may use it; locked on request; a writer needs a read-write primary)';
 
+/*
+ * What poll and group_poll read: the events of some bucket ranges, each
+ * after its own position (a consumer group member's partitions from their
+ * checkpoints; NULL bucket arrays: the whole log after the one position),
+ * up to a head the caller took before this query's snapshot, that pass a
+ * subscription's filter (as subscription_matches says), in global order,
+ * at most max_count of them.  Read straight from the partitions'
+ * insert_order indexes (src/feed.c).  Granted to nobody.
+ */
+CREATE FUNCTION eventstore.subscription_feed(
+	after_positions bigint[], first_buckets integer[], last_buckets integer[],
+	up_to bigint, max_count integer,
+	event_types text[], stream_prefix text, partition_keys text[])
+RETURNS SETOF eventstore.recorded_event
+AS 'MODULE_PATHNAME', 'eventstore_subscription_feed'
+LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL RESTRICTED ROWS 1000;
+COMMENT ON FUNCTION eventstore.subscription_feed(bigint[], integer[], integer[], bigint, integer, text[], text, text[]) IS
+'internal: the filtered events of bucket ranges after their positions, up to a head, for poll and group_poll';
+
 CREATE FUNCTION eventstore.poll(
 	subscription text,
 	max_count integer DEFAULT 1000,
@@ -407,14 +426,8 @@ BEGIN
 	-- the head first; the query below takes its snapshot afterwards
 	head := eventstore.head();
 	RETURN QUERY
-		SELECT e.insert_order, e.stream_id, e.stream_order, e.event_id, e.event_type,
-			   e.schema_version, e.data, e.metadata, e.recorded_at, e.partition_key
-		  FROM eventstore.events e
-		 WHERE e.insert_order > from_position AND e.insert_order <= head
-		   AND eventstore.subscription_matches(s.event_types, s.stream_prefix,
-				s.partition_keys, e.event_type, e.stream_id, e.partition_key)
-		 ORDER BY e.insert_order
-		 LIMIT max_count;
+		SELECT * FROM eventstore.subscription_feed(ARRAY[from_position], NULL, NULL,
+			head, max_count, s.event_types, s.stream_prefix, s.partition_keys);
 	GET DIAGNOSTICS n = ROW_COUNT;
 
 	/*
@@ -722,6 +735,9 @@ DECLARE
 	s eventstore.subscriptions;
 	r eventstore.recorded_event;
 	parts integer[];
+	afters bigint[];
+	firsts integer[];
+	lasts integer[];
 	head bigint;
 	last bigint;
 	n bigint;
@@ -747,23 +763,18 @@ BEGIN
 					ORDER BY p.partition
 					  FOR NO KEY UPDATE SKIP LOCKED);
 
+	SELECT pg_catalog.array_agg(p.checkpoint), pg_catalog.array_agg(p.first_bucket),
+		   pg_catalog.array_agg(p.last_bucket)
+	  INTO afters, firsts, lasts
+	  FROM eventstore.subscription_partitions p
+	 WHERE p.subscription = s.name AND p.partition = ANY (parts);
+
+	-- the head first; the query below takes its snapshot afterwards
 	head := eventstore.head();
 	n := 0;
 	FOR r IN
-		SELECT e.insert_order, e.stream_id, e.stream_order, e.event_id, e.event_type,
-			   e.schema_version, e.data, e.metadata, e.recorded_at, e.partition_key
-		  FROM eventstore.subscription_partitions p
-		 CROSS JOIN LATERAL (
-			SELECT x.* FROM eventstore.events x
-			 WHERE x.bucket BETWEEN p.first_bucket AND p.last_bucket
-			   AND x.insert_order > p.checkpoint AND x.insert_order <= head
-			   AND eventstore.subscription_matches(s.event_types, s.stream_prefix,
-					s.partition_keys, x.event_type, x.stream_id, x.partition_key)
-			 ORDER BY x.insert_order
-			 LIMIT max_count) e
-		 WHERE p.subscription = s.name AND p.partition = ANY (parts)
-		 ORDER BY e.insert_order
-		 LIMIT max_count
+		SELECT * FROM eventstore.subscription_feed(afters, firsts, lasts, head,
+			max_count, s.event_types, s.stream_prefix, s.partition_keys)
 	LOOP
 		RETURN NEXT r;
 		n := n + 1;

@@ -134,7 +134,9 @@
 #   W4c  the same pages read by a client (pgbench, rows sent over the
 #        socket), clients 1 and 8: read_all at a random page among the
 #        first BENCH_CATCHUP positions (es), 100 pages of FETCH 1000 from
-#        one open_feed cursor per transaction (es-feed), the range scan over
+#        one open_feed cursor per transaction (es-feed), a poll of 1,000
+#        at the same random place from a subscription that takes every
+#        event (es-poll, through the gate and poll's filter), the range scan over
 #        plain.events by id (plain, the baseline; SELECT *, its 8 columns)
 #        and over eventstore.events (events, the same 10 columns as
 #        read_all); pgq: one transaction of next_batch, get_batch_events
@@ -303,6 +305,11 @@ gen_scripts() {
 		-- W4 eventstore: one page of the global feed through read_all
 		\set p random(0, :pages - 1) * 1000
 		SELECT * FROM eventstore.read_all(:p, 1000);
+	EOF
+	cat >"$BENCH_SCRIPTS/w4_poll.sql" <<-EOF
+		-- W4 eventstore: the same page polled from a subscription (no filter, no lock)
+		\set p random(0, :pages - 1) * 1000
+		SELECT * FROM eventstore.poll('catchup', 1000, :p);
 	EOF
 	cat >"$BENCH_SCRIPTS/w4_plain.sql" <<-EOF
 		-- W4 baseline: the same page as an indexed range scan over plain.events (one table) by id
@@ -588,6 +595,8 @@ pgq_preload() {
 		bq "$db" -c "SELECT pgq.register_consumer_at('catchup', 'w4c-$i', bench.pgq_first_tick('catchup'))" \
 			>/dev/null || es_die "pgq consumer"
 	done
+	bq "$db" -c "SELECT eventstore.create_subscription('catchup')" >/dev/null ||
+		es_die "subscription"
 	bq "$db" -c "VACUUM ANALYZE" || es_die "vacuum"
 }
 
@@ -616,6 +625,7 @@ w4c() {
 	run_matrix W4c "$db" "1 8" \
 		"es|w4_es.sql|1000|W4c/plain/{c}|$alts" \
 		"es-feed|w4_feed.sql|100000|W4c/plain/{c}|$alts" \
+		"es-poll|w4_poll.sql|1000|W4c/plain/{c}|$alts" \
 		"pgq|w4_pgq.sql|1000|W4c/plain/{c}|W4c/events/{c}" \
 		"plain|w4_plain.sql|1000||" \
 		"events|w4_events.sql|1000||"

@@ -9,7 +9,7 @@
  * grants count.  03_roles.sql checks the same by acting as the roles.
  */
 BEGIN;
-SELECT plan(192);
+SELECT plan(196);
 
 -- Schema ----------------------------------------------------------------------
 
@@ -133,7 +133,10 @@ SELECT function_privs_are('eventstore', f.name, f.args, r.role, ARRAY[]::name[])
   FROM (VALUES (1, 'subscription_row'::name,
 				ARRAY['text', 'boolean', 'boolean', 'text', 'regrole']::name[]),
 			   (2, 'group_member_check', ARRAY['text', 'text']),
-			   (3, 'subscription_authorize', ARRAY['text', 'regrole', 'regrole'])) f(n, name, args)
+			   (3, 'subscription_authorize', ARRAY['text', 'regrole', 'regrole']),
+			   (4, 'subscription_feed',
+				ARRAY['bigint[]', 'integer[]', 'integer[]', 'bigint', 'integer',
+					  'text[]', 'text', 'text[]'])) f(n, name, args)
  CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
 					(3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
  ORDER BY f.n, r.n;
