@@ -14,7 +14,7 @@ SELECT * FROM eventstore.append(repeat('x', 1025), ARRAY[eventstore.event('A', '
 SELECT count(*) FROM eventstore.append(repeat('x', 1024), ARRAY[eventstore.event('A', '{}')]);
 
 -- the events array
-SELECT * FROM eventstore.append('bad-1', NULL);
+SELECT * FROM eventstore.append('bad-1', NULL::eventstore.event_in[]);
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM eventstore.append('bad-1', ARRAY[]::eventstore.event_in[]);
 \echo :LAST_ERROR_SQLSTATE

@@ -120,6 +120,7 @@ typedef struct EsLeaf
 } EsLeaf;
 
 PG_FUNCTION_INFO_V1(eventstore_append);
+PG_FUNCTION_INFO_V1(eventstore_append_json);
 
 /* Argument checks. */
 
@@ -439,8 +440,8 @@ es_insert_events(EsLeaf *leaf, EsStream *stream, EsEvent *events, int n,
  * altered (by a superuser who disabled the event trigger).  Event ids are
  * unique per stream, not across streams.
  */
-Datum
-eventstore_append(PG_FUNCTION_ARGS)
+static Datum
+es_append(FunctionCallInfo fcinfo, bool json)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	EsStream	stream = {0};
@@ -478,7 +479,8 @@ eventstore_append(PG_FUNCTION_ARGS)
 		stream.given_key = PG_GETARG_TEXT_PP(3);
 		es_check_key(stream.given_key, "partition_key");
 	}
-	events = EsUnpackEvents(PG_GETARG_ARRAYTYPE_P(1), &n);
+	events = json ? EsUnpackJsonEvents(PG_GETARG_JSONB_P(1), &n) :
+		EsUnpackEvents(PG_GETARG_ARRAYTYPE_P(1), &n);
 	EsCheckUniqueIds(events, n);
 
 	InitMaterializedSRF(fcinfo, 0);
@@ -526,4 +528,28 @@ eventstore_append(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	PG_RETURN_VOID();
+}
+
+Datum
+eventstore_append(PG_FUNCTION_ARGS)
+{
+	return es_append(fcinfo, false);
+}
+
+/*
+ * eventstore.append(stream_id text, events jsonb,
+ *					 expected_version bigint DEFAULT NULL,
+ *					 partition_key text DEFAULT NULL)
+ * returns table (event_id uuid, stream_order bigint, insert_order bigint,
+ *				  duplicate boolean)
+ *
+ * The same append, with the events as one JSON array of objects {"type",
+ * "data", "metadata"?, "id"?, "schema_version"?} (see EsUnpackJsonEvents):
+ * the form a driver sends as one parameter.  The same results and errors,
+ * and those of a malformed element, naming it.
+ */
+Datum
+eventstore_append_json(PG_FUNCTION_ARGS)
+{
+	return es_append(fcinfo, true);
 }

@@ -22,6 +22,8 @@
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 #include "utils/uuid.h"
@@ -69,6 +71,59 @@ es_check_event_in(TupleDesc desc, const char *user)
 				   "type eventstore.event_in", user);
 }
 
+/* The number of events of one append: 22023 none, 54000 too many. */
+static inline void
+es_check_count(int n)
+{
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("events must contain at least one event")));
+	if (n > es_max_append_events)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many events in one append"),
+				 errdetail("The batch has %d events; eventstore.max_append_events is %d.",
+						   n, es_max_append_events),
+				 errhint("Split the batch, or raise eventstore.max_append_events.")));
+}
+
+/*
+ * The fields of event i (0-based) once unpacked, whatever form they came
+ * in: the type's length, schema_version, the size of data and metadata.
+ */
+static void
+es_check_event(EsEvent *ev, int i)
+{
+	int			typelen = VARSIZE_ANY_EXHDR(DatumGetPointer(ev->event_type));
+	Size		max_size = (Size) es_max_event_size_kb * 1024;
+	Size		size;
+
+	if (typelen == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("event_type of event %d must not be empty", i + 1)));
+	if (typelen > ES_MAX_TYPE_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("event_type of event %d is too long", i + 1),
+				 errdetail("It is %d bytes long; at most %d bytes are allowed.",
+						   typelen, ES_MAX_TYPE_BYTES)));
+	if (ev->schema_version < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("schema_version of event %d must be at least 1", i + 1)));
+	size = toast_raw_datum_size(ev->data);
+	if (!ev->metadata_null)
+		size += toast_raw_datum_size(ev->metadata);
+	if (size > max_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("event %d is too large", i + 1),
+				 errdetail("Its data and metadata take %zu bytes; eventstore.max_event_size is %zu bytes.",
+						   size, max_size)));
+}
+
 /*
  * EsUnpackEvents
  *		Unpack the events array of append() into EsEvent entries, checking
@@ -89,7 +144,6 @@ EsUnpackEvents(ArrayType *array, int *nevents)
 	int			n;
 	EsEvent    *events;
 	TupleDesc	desc = NULL;
-	Size		max_size = (Size) es_max_event_size_kb * 1024;
 
 	if (ARR_NDIM(array) > 1)
 		ereport(ERROR,
@@ -99,18 +153,7 @@ EsUnpackEvents(ArrayType *array, int *nevents)
 	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
 	deconstruct_array(array, elemtype, typlen, typbyval, typalign,
 					  &elems, &elemnulls, &n);
-
-	if (n == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("events must contain at least one event")));
-	if (n > es_max_append_events)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("too many events in one append"),
-				 errdetail("The batch has %d events; eventstore.max_append_events is %d.",
-						   n, es_max_append_events),
-				 errhint("Split the batch, or raise eventstore.max_append_events.")));
+	es_check_count(n);
 
 	events = palloc0(sizeof(EsEvent) * n);
 	for (int i = 0; i < n; i++)
@@ -120,8 +163,6 @@ EsUnpackEvents(ArrayType *array, int *nevents)
 		Datum		values[EVENT_IN_NATTS];
 		bool		nulls[EVENT_IN_NATTS];
 		EsEvent    *ev = &events[i];
-		int			typelen;
-		Size		size;
 
 		if (elemnulls[i])
 			ereport(ERROR,
@@ -147,41 +188,155 @@ EsUnpackEvents(ArrayType *array, int *nevents)
 		es_check_not_null(nulls[EVENT_IN_SCHEMA_VERSION], i, "schema_version");
 
 		ev->event_type = PointerGetDatum(PG_DETOAST_DATUM_PACKED(values[EVENT_IN_TYPE]));
-		typelen = VARSIZE_ANY_EXHDR(DatumGetPointer(ev->event_type));
-		if (typelen == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("event_type of event %d must not be empty", i + 1)));
-		if (typelen > ES_MAX_TYPE_BYTES)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("event_type of event %d is too long", i + 1),
-					 errdetail("It is %d bytes long; at most %d bytes are allowed.",
-							   typelen, ES_MAX_TYPE_BYTES)));
-
 		ev->schema_version = DatumGetInt32(values[EVENT_IN_SCHEMA_VERSION]);
-		if (ev->schema_version < 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("schema_version of event %d must be at least 1", i + 1)));
-
 		ev->data = values[EVENT_IN_DATA];
 		ev->metadata = values[EVENT_IN_METADATA];
 		ev->metadata_null = nulls[EVENT_IN_METADATA];
-		size = toast_raw_datum_size(ev->data);
-		if (!ev->metadata_null)
-			size += toast_raw_datum_size(ev->metadata);
-		if (size > max_size)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("event %d is too large", i + 1),
-					 errdetail("Its data and metadata take %zu bytes; eventstore.max_event_size is %zu bytes.",
-							   size, max_size)));
-
 		ev->event_id = DatumGetUUIDP(values[EVENT_IN_ID]);
+		es_check_event(ev, i);
 	}
 	if (desc != NULL)
 		ReleaseTupleDesc(desc);
+
+	*nevents = n;
+	return events;
+}
+
+/* Which element of a JSON batch is being unpacked, for error context. */
+static void
+es_json_event_context(void *arg)
+{
+	errcontext("event %d of the batch", *(int *) arg + 1);
+}
+
+static inline void
+es_json_wrong_type(int i, const char *key, const char *want)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("\"%s\" of event %d must be %s", key, i + 1, want)));
+}
+
+/*
+ * EsUnpackJsonEvents
+ *		Unpack a JSON array of events, each an object with the keys "type"
+ *		(a string), "data" (any JSON value, null included), and optionally
+ *		"metadata" (null for none), "id" (a UUID string; a new random one
+ *		when absent or null) and "schema_version" (a positive integer,
+ *		default 1).  Errors: 22023 not an array of objects, an unknown key,
+ *		a key of the wrong type; 22004 a missing or null type, a missing data;
+ *		22P02 an id that is not a UUID; and those of EsUnpackEvents.  Every
+ *		error names the event (1-based).
+ */
+EsEvent *
+EsUnpackJsonEvents(Jsonb *batch, int *nevents)
+{
+	ErrorContextCallback callback;
+	EsEvent    *events;
+	int			n;
+	int			current = 0;
+
+	if (!JB_ROOT_IS_ARRAY(batch) || JB_ROOT_IS_SCALAR(batch))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("events must be a JSON array of event objects"),
+				 errhint("Send [{\"type\": ..., \"data\": ...}, ...].")));
+	n = JB_ROOT_COUNT(batch);
+	es_check_count(n);
+
+	callback.callback = es_json_event_context;
+	callback.arg = &current;
+	callback.previous = error_context_stack;
+	error_context_stack = &callback;
+
+	events = palloc0(sizeof(EsEvent) * n);
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *elem = getIthJsonbValueFromContainer(&batch->root, i);
+		EsEvent    *ev = &events[i];
+		JsonbIterator *it;
+		JsonbIteratorToken tok;
+		JsonbValue	key;
+		JsonbValue	val;
+		bool		has_type = false;
+		bool		has_data = false;
+
+		current = i;
+		if (elem->type != jbvBinary || !JsonContainerIsObject(elem->val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("event %d of the batch is not a JSON object", i + 1)));
+
+		ev->schema_version = 1;
+		ev->metadata_null = true;
+		it = JsonbIteratorInit(elem->val.binary.data);
+		while ((tok = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
+		{
+			char	   *name;
+
+			if (tok != WJB_KEY)
+				continue;
+			name = pnstrdup(key.val.string.val, key.val.string.len);
+			tok = JsonbIteratorNext(&it, &val, true);
+			Assert(tok == WJB_VALUE);
+
+			if (strcmp(name, "type") == 0)
+			{
+				if (val.type == jbvNull)
+					continue;
+				if (val.type != jbvString)
+					es_json_wrong_type(i, name, "a string");
+				ev->event_type = PointerGetDatum(cstring_to_text_with_len(val.val.string.val,
+																		  val.val.string.len));
+				has_type = true;
+			}
+			else if (strcmp(name, "data") == 0)
+			{
+				/* JSON null is data, as in the array form */
+				ev->data = JsonbPGetDatum(JsonbValueToJsonb(&val));
+				has_data = true;
+			}
+			else if (strcmp(name, "metadata") == 0)
+			{
+				if (val.type == jbvNull)
+					continue;
+				ev->metadata = JsonbPGetDatum(JsonbValueToJsonb(&val));
+				ev->metadata_null = false;
+			}
+			else if (strcmp(name, "id") == 0)
+			{
+				if (val.type == jbvNull)
+					continue;
+				if (val.type != jbvString)
+					es_json_wrong_type(i, name, "a UUID string");
+				ev->event_id = DatumGetUUIDP(DirectFunctionCall1(uuid_in,
+																 CStringGetDatum(pnstrdup(val.val.string.val,
+																						  val.val.string.len))));
+			}
+			else if (strcmp(name, "schema_version") == 0)
+			{
+				if (val.type == jbvNull)
+					continue;
+				if (val.type != jbvNumeric ||
+					strchr(DatumGetCString(DirectFunctionCall1(numeric_out,
+															   NumericGetDatum(val.val.numeric))), '.'))
+					es_json_wrong_type(i, name, "an integer");
+				ev->schema_version = DatumGetInt32(DirectFunctionCall1(numeric_int4,
+																	   NumericGetDatum(val.val.numeric)));
+			}
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("event %d has an unknown key \"%s\"", i + 1, name),
+						 errhint("An event has the keys \"type\", \"data\", \"metadata\", \"id\" and \"schema_version\".")));
+		}
+		es_check_not_null(!has_type, i, "type");
+		es_check_not_null(!has_data, i, "data");
+		if (ev->event_id == NULL)
+			ev->event_id = DatumGetUUIDP(DirectFunctionCall1(gen_random_uuid, (Datum) 0));
+		es_check_event(ev, i);
+	}
+	error_context_stack = callback.previous;
 
 	*nevents = n;
 	return events;

@@ -11,6 +11,7 @@
 #define ES_EVENT_H
 
 #include "utils/array.h"
+#include "utils/jsonb.h"
 #include "utils/uuid.h"
 
 /* One event of the batch, with its outcome. */
@@ -29,6 +30,7 @@ typedef struct EsEvent
 } EsEvent;
 
 extern EsEvent *EsUnpackEvents(ArrayType *array, int *nevents);
+extern EsEvent *EsUnpackJsonEvents(Jsonb *batch, int *nevents);
 extern void EsCheckUniqueIds(EsEvent *events, int n);
 
 #endif							/* ES_EVENT_H */

@@ -488,12 +488,15 @@ es_text_in(Datum value, int n, text **strings)
 {
 	text	   *t = DatumGetTextPP(value);
 	Size		len = VARSIZE_ANY_EXHDR(t);
+	bool		found = false;
 
-	for (int i = 0; i < n; i++)
-		if (strings[i] != NULL && VARSIZE_ANY_EXHDR(strings[i]) == len &&
-			memcmp(VARDATA_ANY(strings[i]), VARDATA_ANY(t), len) == 0)
-			return true;
-	return false;
+	for (int i = 0; i < n && !found; i++)
+		found = strings[i] != NULL && VARSIZE_ANY_EXHDR(strings[i]) == len &&
+			memcmp(VARDATA_ANY(strings[i]), VARDATA_ANY(t), len) == 0;
+	/* a compressed value was copied: a long scan must not keep the copies */
+	if ((Pointer) t != DatumGetPointer(value))
+		pfree(t);
+	return found;
 }
 
 /* Whether the source's current row is one the feed returns. */
@@ -521,11 +524,15 @@ es_source_wants(EsFeed *feed, EsFeedSource *source)
 		return false;
 	if (m->prefix != NULL)
 	{
-		text	   *id = DatumGetTextPP(slot->tts_values[attnum[1] - 1]);
+		Datum		value = slot->tts_values[attnum[1] - 1];
+		text	   *id = DatumGetTextPP(value);
 		Size		len = VARSIZE_ANY_EXHDR(m->prefix);
+		bool		starts = VARSIZE_ANY_EXHDR(id) >= len &&
+			memcmp(VARDATA_ANY(id), VARDATA_ANY(m->prefix), len) == 0;
 
-		if (VARSIZE_ANY_EXHDR(id) < len ||
-			memcmp(VARDATA_ANY(id), VARDATA_ANY(m->prefix), len) != 0)
+		if ((Pointer) id != DatumGetPointer(value))
+			pfree(id);
+		if (!starts)
 			return false;
 	}
 	if (m->nkeys >= 0 &&

@@ -35,6 +35,18 @@ SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION eventstore.append(text, eventstore.event_in[], bigint, text) IS
 'appends events to a stream atomically, with optimistic concurrency and de-duplication by event id';
 
+CREATE FUNCTION eventstore.append(
+	stream_id text,
+	events jsonb,
+	expected_version bigint DEFAULT NULL,
+	partition_key text DEFAULT NULL)
+RETURNS TABLE (event_id uuid, stream_order bigint, insert_order bigint, duplicate boolean)
+AS 'MODULE_PATHNAME', 'eventstore_append_json'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION eventstore.append(text, jsonb, bigint, text) IS
+'appends events given as a JSON array of {"type", "data", "metadata", "id", "schema_version"} objects, as append(text, event_in[], ...) does';
+
 CREATE FUNCTION eventstore.bucket_of(partition_key text)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'eventstore_bucket_of'

@@ -49,6 +49,7 @@ GRANT EXECUTE ON FUNCTION
 
 GRANT EXECUTE ON FUNCTION
 	eventstore.append(text, eventstore.event_in[], bigint, text),
+	eventstore.append(text, jsonb, bigint, text),
 	eventstore.signal(text, text)
 	TO eventstore_writer;
 

@@ -55,6 +55,8 @@
 #                   NULL, NULL, NULL) (es shows it as "÷ pgq")
 #   W2   a batch of 100 events to one random stream:
 #          es              one append of an ARRAY[...] of 100 events
+#          es-json         one append of the same events as one JSON array,
+#                          sent as a text parameter (ratio: ÷ es)
 #          plain-multirow  advisory lock, then one INSERT of a VALUES list
 #                          of 100 rows, versions = max(version) + i
 #          setbased        the same lock, INSERT ... SELECT generate_series
@@ -270,6 +272,8 @@ gen_scripts() {
 		gen_plain_batch "$n" >"$BENCH_SCRIPTS/plain_batch_$n.sql"
 	done
 	gen_pgq_batch 100 >"$BENCH_SCRIPTS/pgq_batch_100.sql"
+	gen_es_json_batch >"$BENCH_SCRIPTS/es_json_batch_100.sql"
+	BENCH_JSON_100=$(gen_es_json_value)
 	cat >"$BENCH_SCRIPTS/setbased_batch_100.sql" <<-EOF
 		-- W2 setbased: 100 events to one random stream as INSERT ... SELECT over generate_series
 		\set s random(1, :streams)
@@ -343,6 +347,22 @@ gen_scripts() {
 ES_W4_COLUMNS="insert_order, stream_id, stream_order, event_id, event_type, schema_version, data, metadata, recorded_at, partition_key"
 
 # eventstore: N events to one random stream in one append call.
+# eventstore, JSON: the same 100 events as one JSON array sent as a text
+# parameter (pgbench's :batch100, set by bench_pgbench from BENCH_JSON_100),
+# the way a driver sends them.
+gen_es_json_batch() {
+	echo "-- eventstore: 100 events to one random stream in one append, sent as one JSON parameter"
+	echo '\set s random(1, :streams)'
+	echo "SELECT count(*) FROM eventstore.append('s-' || :s, :batch100::jsonb);"
+}
+
+BENCH_JSON_100=""
+gen_es_json_value() {
+	head -n 100 "$BENCH_WORK/payloads.tsv" | awk -F'\t' '{
+		printf "%s{\"type\": \"OrderPlaced\", \"data\": %s, \"metadata\": %s}",
+			(NR > 1 ? ", " : "["), $2, $3 } END { print "]" }'
+}
+
 gen_es_batch() {
 	local n=$1
 	echo "-- eventstore: $n events to one random stream in one append"
@@ -439,7 +459,8 @@ w1() {
 w2() {
 	run_matrix W2 "$1" "$CLIENTS" \
 		"${W2_VARIANTS[0]}|W2/plain-multirow/{c}|W2/setbased/{c};W2/pgq/{c}" "${W2_VARIANTS[1]}||" \
-		"${W2_VARIANTS[2]}||" "pgq|pgq_batch_100.sql|100||"
+		"${W2_VARIANTS[2]}||" "pgq|pgq_batch_100.sql|100||" \
+		"es-json|es_json_batch_100.sql|100|W2/es/{c}|W2/plain-multirow/{c}"
 }
 
 w3() {

@@ -11,7 +11,7 @@
  * regtype prints them with eventstore outside the search_path.
  */
 BEGIN;
-SELECT plan(83);
+SELECT plan(87);
 
 -- Extension, schema, roles --------------------------------------------------
 
@@ -291,6 +291,7 @@ SELECT has_function('eventstore', 'event',
 	ARRAY['text', 'jsonb', 'jsonb', 'uuid', 'integer']);
 SELECT has_function('eventstore', 'append',
 	ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text']);
+SELECT has_function('eventstore', 'append', ARRAY['text', 'jsonb', 'bigint', 'text']);
 SELECT has_function('eventstore', 'bucket_of', ARRAY['text']);
 SELECT has_function('eventstore', 'head', ARRAY[]::name[]);
 SELECT has_function('eventstore', 'read_all', ARRAY['bigint', 'integer']);
@@ -313,11 +314,14 @@ SELECT results_eq(
 	   WHERE p.pronamespace = 'eventstore'::regnamespace
 		 AND p.prorettype NOT IN ('trigger'::regtype, 'event_trigger'::regtype)
 		 AND p.proname !~ '_internal$'
-	   ORDER BY 1$$,
+	   ORDER BY 1, 2$$,
 	$$VALUES
 	  ('ack', 'subscription text, up_to bigint', 'boolean'),
 	  ('append',
 	   'stream_id text, events eventstore.event_in[], expected_version bigint DEFAULT NULL::bigint, partition_key text DEFAULT NULL::text',
+	   'TABLE(event_id uuid, stream_order bigint, insert_order bigint, duplicate boolean)'),
+	  ('append',
+	   'stream_id text, events jsonb, expected_version bigint DEFAULT NULL::bigint, partition_key text DEFAULT NULL::text',
 	   'TABLE(event_id uuid, stream_order bigint, insert_order bigint, duplicate boolean)'),
 	  ('bucket_of', 'partition_key text', 'integer'),
 	  ('create_subscription',
@@ -380,6 +384,15 @@ SELECT isnt_strict('eventstore', 'append',
 	'append is CALLED ON NULL INPUT (NULL expected_version means any)');
 SELECT function_lang_is('eventstore', 'append',
 	ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text'], 'c');
+SELECT is_definer('eventstore', 'append', ARRAY['text', 'jsonb', 'bigint', 'text'],
+	'append (JSON) is SECURITY DEFINER');
+SELECT isnt_strict('eventstore', 'append', ARRAY['text', 'jsonb', 'bigint', 'text'],
+	'append (JSON) is CALLED ON NULL INPUT');
+SELECT is(
+	(SELECT proconfig FROM pg_catalog.pg_proc
+	  WHERE oid = 'eventstore.append(text, jsonb, bigint, text)'::regprocedure),
+	ARRAY['search_path=pg_catalog, pg_temp'],
+	'append (JSON) pins its search_path');
 SELECT is(
 	(SELECT proconfig FROM pg_catalog.pg_proc
 	  WHERE oid = 'eventstore.append(text, eventstore.event_in[], bigint, text)'::regprocedure),
@@ -406,8 +419,8 @@ SELECT results_eq(
 		FROM pg_catalog.pg_proc p
 	   WHERE p.pronamespace = 'eventstore'::regnamespace AND p.prosecdef
 	   ORDER BY 1$$,
-	$$VALUES ('append')$$,
-	'exactly append is SECURITY DEFINER');
+	$$VALUES ('append'), ('append')$$,
+	'exactly the two forms of append are SECURITY DEFINER');
 /*
  * Every subscription entry point is the C gate, SECURITY INVOKER, and has an
  * internal function of the same name with "_internal" appended, the same

@@ -9,7 +9,7 @@
  * grants count.  03_roles.sql checks the same by acting as the roles.
  */
 BEGIN;
-SELECT plan(196);
+SELECT plan(200);
 
 -- Schema ----------------------------------------------------------------------
 
@@ -82,6 +82,12 @@ SELECT function_privs_are('eventstore', 'append',
 	ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text'], 'eventstore_writer', ARRAY['EXECUTE']);
 SELECT function_privs_are('eventstore', 'append',
 	ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text'], 'eventstore_admin', ARRAY['EXECUTE']);
+SELECT function_privs_are('eventstore', 'append', ARRAY['text', 'jsonb', 'bigint', 'text'],
+	r.role, CASE WHEN r.role IN ('public', 'eventstore_reader') THEN ARRAY[]::name[]
+				 ELSE ARRAY['EXECUTE']::name[] END)
+  FROM (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
+			   (3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
+ ORDER BY r.n;
 
 -- The read side and the constructor: readers and up, never PUBLIC.
 SELECT function_privs_are('eventstore', f.name, f.args, r.role,
