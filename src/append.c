@@ -121,6 +121,8 @@ typedef struct EsLeaf
 
 PG_FUNCTION_INFO_V1(eventstore_append);
 PG_FUNCTION_INFO_V1(eventstore_append_json);
+PG_FUNCTION_INFO_V1(eventstore_try_append);
+PG_FUNCTION_INFO_V1(eventstore_try_append_json);
 
 /* Argument checks. */
 
@@ -163,17 +165,17 @@ es_wrong_version(EsStream *stream, int64 expected)
 			 errhint("Read the stream again and retry with its current version.")));
 }
 
-static void
-es_check_version(EsStream *stream, bool has_expected, int64 expected)
+/* Whether the stream's version is what the caller expects. */
+static bool
+es_version_matches(const EsStream *stream, bool has_expected, int64 expected)
 {
 	if (!has_expected)
-		return;
-	if (expected == 0 && stream->version != 0)
-		es_wrong_version(stream, expected);
-	if (expected == -1 && stream->version == 0)
-		es_wrong_version(stream, expected);
-	if (expected > 0 && stream->version != expected)
-		es_wrong_version(stream, expected);
+		return true;
+	if (expected == 0)
+		return stream->version == 0;
+	if (expected == -1)
+		return stream->version != 0;
+	return stream->version == expected;
 }
 
 /*
@@ -182,12 +184,14 @@ es_check_version(EsStream *stream, bool has_expected, int64 expected)
  * common case needs no second write), and a new row is inserted with the
  * batch size as its version (stream.c).  Returns with stream->exists and
  * stream->version (the version before this append) set.  A new stream is
- * checked against the expected version before it is created; an existing
- * one by the caller, once duplicates are known.
+ * checked against the expected version before it is created: if it does
+ * not match, ES001 is raised, or with raise false nothing is created and
+ * false returned.  An existing one is checked by the caller, once
+ * duplicates are known.
  */
-static void
+static bool
 es_lock_or_create_stream(EsStream *stream, bool has_expected, int64 expected,
-						 int nevents, TimestampTz now)
+						 int nevents, TimestampTz now, bool raise)
 {
 	/*
 	 * A failed creation means that another transaction inserted the row
@@ -198,18 +202,23 @@ es_lock_or_create_stream(EsStream *stream, bool has_expected, int64 expected,
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (EsStreamLock(stream, nevents, now))
-			return;
+			return true;
 
 		/* The stream is new. */
 		stream->version = 0;
 		stream->exists = false;
-		es_check_version(stream, has_expected, expected);
+		if (!es_version_matches(stream, has_expected, expected))
+		{
+			if (raise)
+				es_wrong_version(stream, expected);
+			return false;
+		}
 
 		stream->partition_key = stream->given_key ? stream->given_key : stream->stream_id;
 		stream->bucket = EsBucketOf(VARDATA_ANY(stream->partition_key),
 									VARSIZE_ANY_EXHDR(stream->partition_key));
 		if (EsStreamCreate(stream, nevents, now))
-			return;
+			return true;
 	}
 }
 
@@ -415,6 +424,33 @@ es_insert_events(EsLeaf *leaf, EsStream *stream, EsEvent *events, int n,
 }
 
 /*
+ * try_append's rows: one per input event, in input order, as append's
+ * plus its outcome ("appended", "duplicate", or "conflict" on every row
+ * when the expected version did not match, with no positions) and the
+ * stream's version (after the append; the actual one on a conflict).
+ */
+static void
+es_put_outcomes(ReturnSetInfo *rsinfo, EsEvent *events, int n, bool conflict,
+				int64 version)
+{
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
+
+		values[0] = UUIDPGetDatum(events[i].event_id);
+		values[1] = Int64GetDatum(events[i].stream_order);
+		values[2] = Int64GetDatum(events[i].insert_order);
+		nulls[1] = nulls[2] = conflict;
+		values[3] = BoolGetDatum(!conflict && events[i].duplicate);
+		values[4] = CStringGetTextDatum(conflict ? "conflict" :
+										events[i].duplicate ? "duplicate" : "appended");
+		values[5] = Int64GetDatum(version);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
+/*
  * eventstore.append(stream_id text, events eventstore.event_in[],
  *					 expected_version bigint DEFAULT NULL,
  *					 partition_key text DEFAULT NULL)
@@ -441,7 +477,7 @@ es_insert_events(EsLeaf *leaf, EsStream *stream, EsEvent *events, int n,
  * unique per stream, not across streams.
  */
 static Datum
-es_append(FunctionCallInfo fcinfo, bool json)
+es_append(FunctionCallInfo fcinfo, bool json, bool try)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	EsStream	stream = {0};
@@ -450,7 +486,8 @@ es_append(FunctionCallInfo fcinfo, bool json)
 	int64		expected = has_expected ? PG_GETARG_INT64(2) : 0;
 	EsEvent    *events;
 	int			n;
-	int			nfresh;
+	int			nfresh = 0;
+	bool		conflict = false;
 	TimestampTz now;
 
 	EsCheckLoaded();
@@ -488,34 +525,50 @@ es_append(FunctionCallInfo fcinfo, bool json)
 
 	/* a stream row locked by this transaction forbids PREPARE from here on */
 	EsNoteAppend();
-	es_lock_or_create_stream(&stream, has_expected, expected, n, now);
-	es_open_leaf(&leaf, stream.bucket);
-	nfresh = n;
-	if (stream.exists)
+	if (!es_lock_or_create_stream(&stream, has_expected, expected, n, now, !try))
+		conflict = true;		/* a new stream, not created */
+	else
 	{
-		nfresh = es_mark_duplicates(&leaf, &stream, events, n);
-		if (nfresh > 0)
-			es_check_version(&stream, has_expected, expected);
-		if (nfresh < n)
-			EsStreamSetVersion(&stream, stream.version + nfresh, now);
-	}
-
-	if (nfresh > 0)
-	{
-		int64		position = EsAllocatePositions(nfresh);
-		int64		version = stream.version;
-
-		for (int i = 0; i < n; i++)
+		es_open_leaf(&leaf, stream.bucket);
+		nfresh = n;
+		if (stream.exists)
 		{
-			if (events[i].duplicate)
-				continue;
-			events[i].stream_order = ++version;
-			events[i].insert_order = position++;
+			nfresh = es_mark_duplicates(&leaf, &stream, events, n);
+			if (nfresh > 0 && !es_version_matches(&stream, has_expected, expected))
+			{
+				if (!try)
+					es_wrong_version(&stream, expected);
+				/* nothing is appended: the row as it was, still locked */
+				EsStreamSetVersion(&stream, stream.version, stream.updated_at);
+				conflict = true;
+			}
+			else if (nfresh < n)
+				EsStreamSetVersion(&stream, stream.version + nfresh, now);
 		}
-		es_insert_events(&leaf, &stream, events, n, nfresh, now);
-	}
-	es_close_leaf(&leaf);
 
+		if (!conflict && nfresh > 0)
+		{
+			int64		position = EsAllocatePositions(nfresh);
+			int64		version = stream.version;
+
+			for (int i = 0; i < n; i++)
+			{
+				if (events[i].duplicate)
+					continue;
+				events[i].stream_order = ++version;
+				events[i].insert_order = position++;
+			}
+			es_insert_events(&leaf, &stream, events, n, nfresh, now);
+		}
+		es_close_leaf(&leaf);
+	}
+
+	if (try)
+	{
+		es_put_outcomes(rsinfo, events, n, conflict,
+						conflict ? stream.version : stream.version + nfresh);
+		PG_RETURN_VOID();
+	}
 	for (int i = 0; i < n; i++)
 	{
 		Datum		values[4];
@@ -533,7 +586,7 @@ es_append(FunctionCallInfo fcinfo, bool json)
 Datum
 eventstore_append(PG_FUNCTION_ARGS)
 {
-	return es_append(fcinfo, false);
+	return es_append(fcinfo, false, false);
 }
 
 /*
@@ -551,5 +604,30 @@ eventstore_append(PG_FUNCTION_ARGS)
 Datum
 eventstore_append_json(PG_FUNCTION_ARGS)
 {
-	return es_append(fcinfo, true);
+	return es_append(fcinfo, true, false);
+}
+
+/*
+ * eventstore.try_append(stream_id text, events eventstore.event_in[] or jsonb,
+ *						 expected_version bigint DEFAULT NULL,
+ *						 partition_key text DEFAULT NULL)
+ * returns table (event_id uuid, stream_order bigint, insert_order bigint,
+ *				  duplicate boolean, outcome text, stream_version bigint)
+ *
+ * append, with a wrong expected version returned as data instead of raised
+ * (es_put_outcomes): for drivers and routers that handle results better
+ * than errors.  Nothing is appended then and the stream is not created; an
+ * existing stream's row stays locked until the transaction ends, as after
+ * an append.  Every other error is raised as append raises it.
+ */
+Datum
+eventstore_try_append(PG_FUNCTION_ARGS)
+{
+	return es_append(fcinfo, false, true);
+}
+
+Datum
+eventstore_try_append_json(PG_FUNCTION_ARGS)
+{
+	return es_append(fcinfo, true, true);
 }

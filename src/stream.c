@@ -260,8 +260,8 @@ es_check_partition_key(EsStream *stream, text *stored_key)
  *		Lock the stream's row by moving its version forward by add, the
  *		size of the batch; returns false if the stream does not exist.
  *
- * On success stream->exists, partition_key, bucket and version (the
- * version before this append) are set from the row.  A concurrent
+ * On success stream->exists, partition_key, bucket, version and
+ * updated_at (as they were before this append) are set from the row.  A concurrent
  * appender of the stream is waited for; so is a concurrent creator, after
  * which the row is found (or, if it aborted, not).  Raises ES002 when the
  * caller named another partition key than the stream's, and 40001 in
@@ -305,6 +305,9 @@ EsStreamLock(EsStream *stream, int64 add, TimestampTz now)
 				stream->partition_key = DatumGetTextPCopy(PointerGetDatum(stored_key));
 				stream->bucket = DatumGetInt32(slot_getattr(s.found, SCOL_BUCKET + 1, &isnull));
 				stream->version = version;
+				stream->updated_at = DatumGetTimestampTz(slot_getattr(s.found,
+																	  SCOL_UPDATED_AT + 1,
+																	  &isnull));
 				stream->exists = true;
 				locked = true;
 				break;

@@ -21,6 +21,7 @@ typedef struct EsStream
 	text	   *partition_key;	/* the stream's partition key */
 	int			bucket;
 	int64		version;		/* before this append; 0 if it is new */
+	TimestampTz updated_at;		/* the row's, before this append */
 	bool		exists;
 } EsStream;
 

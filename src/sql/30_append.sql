@@ -47,6 +47,36 @@ SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION eventstore.append(text, jsonb, bigint, text) IS
 'appends events given as a JSON array of {"type", "data", "metadata", "id", "schema_version"} objects, as append(text, event_in[], ...) does';
 
+/*
+ * try_append: append, with a wrong expected version returned as data (the
+ * outcome "conflict" and the stream's actual version) instead of raised.
+ */
+CREATE FUNCTION eventstore.try_append(
+	stream_id text,
+	events eventstore.event_in[],
+	expected_version bigint DEFAULT NULL,
+	partition_key text DEFAULT NULL)
+RETURNS TABLE (event_id uuid, stream_order bigint, insert_order bigint, duplicate boolean,
+			   outcome text, stream_version bigint)
+AS 'MODULE_PATHNAME', 'eventstore_try_append'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION eventstore.try_append(text, eventstore.event_in[], bigint, text) IS
+'append, returning a wrong expected version as the outcome "conflict" with the stream''s version instead of raising';
+
+CREATE FUNCTION eventstore.try_append(
+	stream_id text,
+	events jsonb,
+	expected_version bigint DEFAULT NULL,
+	partition_key text DEFAULT NULL)
+RETURNS TABLE (event_id uuid, stream_order bigint, insert_order bigint, duplicate boolean,
+			   outcome text, stream_version bigint)
+AS 'MODULE_PATHNAME', 'eventstore_try_append_json'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION eventstore.try_append(text, jsonb, bigint, text) IS
+'append of a JSON batch, returning a wrong expected version as the outcome "conflict" with the stream''s version instead of raising';
+
 CREATE FUNCTION eventstore.bucket_of(partition_key text)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'eventstore_bucket_of'

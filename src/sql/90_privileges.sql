@@ -50,6 +50,8 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION
 	eventstore.append(text, eventstore.event_in[], bigint, text),
 	eventstore.append(text, jsonb, bigint, text),
+	eventstore.try_append(text, eventstore.event_in[], bigint, text),
+	eventstore.try_append(text, jsonb, bigint, text),
 	eventstore.signal(text, text)
 	TO eventstore_writer;
 

@@ -11,7 +11,7 @@
  * regtype prints them with eventstore outside the search_path.
  */
 BEGIN;
-SELECT plan(87);
+SELECT plan(90);
 
 -- Extension, schema, roles --------------------------------------------------
 
@@ -278,7 +278,7 @@ SELECT functions_are('eventstore',
 		  'guard_ddl', 'adopt_positions',
 		  'create_subscription', 'drop_subscription', 'pause_subscription',
 		  'resume_subscription', 'subscription_matches', 'subscription_row',
-		  'subscription_authorize', 'subscription_feed',
+		  'subscription_authorize', 'subscription_feed', 'try_append',
 		  'poll', 'ack', 'group_join', 'group_leave', 'group_member_check',
 		  'group_poll', 'group_ack', 'signal',
 		  'create_subscription_internal', 'drop_subscription_internal',
@@ -292,6 +292,9 @@ SELECT has_function('eventstore', 'event',
 SELECT has_function('eventstore', 'append',
 	ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text']);
 SELECT has_function('eventstore', 'append', ARRAY['text', 'jsonb', 'bigint', 'text']);
+SELECT has_function('eventstore', 'try_append',
+	ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text']);
+SELECT has_function('eventstore', 'try_append', ARRAY['text', 'jsonb', 'bigint', 'text']);
 SELECT has_function('eventstore', 'bucket_of', ARRAY['text']);
 SELECT has_function('eventstore', 'head', ARRAY[]::name[]);
 SELECT has_function('eventstore', 'read_all', ARRAY['bigint', 'integer']);
@@ -362,7 +365,13 @@ SELECT results_eq(
 	  ('subscription_matches',
 	   'event_types text[], stream_prefix text, partition_keys text[], event_type text, stream_id text, partition_key text',
 	   'boolean'),
-	  ('subscription_row', 'name text, for_group boolean, lock boolean, writer text, caller regrole', 'eventstore.subscriptions')$$,
+	  ('subscription_row', 'name text, for_group boolean, lock boolean, writer text, caller regrole', 'eventstore.subscriptions'),
+	  ('try_append',
+	   'stream_id text, events eventstore.event_in[], expected_version bigint DEFAULT NULL::bigint, partition_key text DEFAULT NULL::text',
+	   'TABLE(event_id uuid, stream_order bigint, insert_order bigint, duplicate boolean, outcome text, stream_version bigint)'),
+	  ('try_append',
+	   'stream_id text, events jsonb, expected_version bigint DEFAULT NULL::bigint, partition_key text DEFAULT NULL::text',
+	   'TABLE(event_id uuid, stream_order bigint, insert_order bigint, duplicate boolean, outcome text, stream_version bigint)')$$,
 	'every API function has the documented arguments, defaults and result');
 
 SELECT function_returns('eventstore', 'event',
@@ -394,6 +403,13 @@ SELECT is(
 	ARRAY['search_path=pg_catalog, pg_temp'],
 	'append (JSON) pins its search_path');
 SELECT is(
+	(SELECT array_agg(DISTINCT pg_catalog.array_to_string(proconfig, ','))
+	   FROM pg_catalog.pg_proc
+	  WHERE oid IN ('eventstore.try_append(text, eventstore.event_in[], bigint, text)'::regprocedure,
+					'eventstore.try_append(text, jsonb, bigint, text)'::regprocedure)),
+	ARRAY['search_path=pg_catalog, pg_temp'],
+	'both forms of try_append pin their search_path');
+SELECT is(
 	(SELECT proconfig FROM pg_catalog.pg_proc
 	  WHERE oid = 'eventstore.append(text, eventstore.event_in[], bigint, text)'::regprocedure),
 	ARRAY['search_path=pg_catalog, pg_temp'],
@@ -419,8 +435,8 @@ SELECT results_eq(
 		FROM pg_catalog.pg_proc p
 	   WHERE p.pronamespace = 'eventstore'::regnamespace AND p.prosecdef
 	   ORDER BY 1$$,
-	$$VALUES ('append'), ('append')$$,
-	'exactly the two forms of append are SECURITY DEFINER');
+	$$VALUES ('append'), ('append'), ('try_append'), ('try_append')$$,
+	'exactly the two forms of append and of try_append are SECURITY DEFINER');
 /*
  * Every subscription entry point is the C gate, SECURITY INVOKER, and has an
  * internal function of the same name with "_internal" appended, the same

@@ -9,7 +9,7 @@
  * grants count.  03_roles.sql checks the same by acting as the roles.
  */
 BEGIN;
-SELECT plan(200);
+SELECT plan(208);
 
 -- Schema ----------------------------------------------------------------------
 
@@ -82,12 +82,15 @@ SELECT function_privs_are('eventstore', 'append',
 	ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text'], 'eventstore_writer', ARRAY['EXECUTE']);
 SELECT function_privs_are('eventstore', 'append',
 	ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text'], 'eventstore_admin', ARRAY['EXECUTE']);
-SELECT function_privs_are('eventstore', 'append', ARRAY['text', 'jsonb', 'bigint', 'text'],
+SELECT function_privs_are('eventstore', f.name, f.args,
 	r.role, CASE WHEN r.role IN ('public', 'eventstore_reader') THEN ARRAY[]::name[]
 				 ELSE ARRAY['EXECUTE']::name[] END)
-  FROM (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
+  FROM (VALUES (1, 'append'::name, ARRAY['text', 'jsonb', 'bigint', 'text']::name[]),
+			   (2, 'try_append', ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text']),
+			   (3, 'try_append', ARRAY['text', 'jsonb', 'bigint', 'text'])) f(n, name, args)
+ CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
 			   (3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
- ORDER BY r.n;
+ ORDER BY f.n, r.n;
 
 -- The read side and the constructor: readers and up, never PUBLIC.
 SELECT function_privs_are('eventstore', f.name, f.args, r.role,
