@@ -209,12 +209,23 @@ es_json_event_context(void *arg)
 	errcontext("event %d of the batch", *(int *) arg + 1);
 }
 
-static inline void
-es_json_wrong_type(int i, const char *key, const char *want)
+static void
+es_json_wrong_type(int i, const JsonbValue *key, const char *want)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("\"%s\" of event %d must be %s", key, i + 1, want)));
+			 errmsg("\"%s\" of event %d must be %s",
+					pnstrdup(key->val.string.val, key->val.string.len), i + 1, want)));
+}
+
+/* Whether a JSON object key is name. */
+static inline bool
+es_key_is(const JsonbValue *key, const char *name)
+{
+	size_t		len = strlen(name);
+
+	return key->val.string.len == (int) len &&
+		memcmp(key->val.string.val, name, len) == 0;
 }
 
 /*
@@ -272,62 +283,60 @@ EsUnpackJsonEvents(Jsonb *batch, int *nevents)
 		it = JsonbIteratorInit(elem->val.binary.data);
 		while ((tok = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
 		{
-			char	   *name;
-
 			if (tok != WJB_KEY)
 				continue;
-			name = pnstrdup(key.val.string.val, key.val.string.len);
 			tok = JsonbIteratorNext(&it, &val, true);
 			Assert(tok == WJB_VALUE);
 
-			if (strcmp(name, "type") == 0)
+			if (es_key_is(&key, "type"))
 			{
 				if (val.type == jbvNull)
 					continue;
 				if (val.type != jbvString)
-					es_json_wrong_type(i, name, "a string");
+					es_json_wrong_type(i, &key, "a string");
 				ev->event_type = PointerGetDatum(cstring_to_text_with_len(val.val.string.val,
 																		  val.val.string.len));
 				has_type = true;
 			}
-			else if (strcmp(name, "data") == 0)
+			else if (es_key_is(&key, "data"))
 			{
 				/* JSON null is data, as in the array form */
 				ev->data = JsonbPGetDatum(JsonbValueToJsonb(&val));
 				has_data = true;
 			}
-			else if (strcmp(name, "metadata") == 0)
+			else if (es_key_is(&key, "metadata"))
 			{
 				if (val.type == jbvNull)
 					continue;
 				ev->metadata = JsonbPGetDatum(JsonbValueToJsonb(&val));
 				ev->metadata_null = false;
 			}
-			else if (strcmp(name, "id") == 0)
+			else if (es_key_is(&key, "id"))
 			{
 				if (val.type == jbvNull)
 					continue;
 				if (val.type != jbvString)
-					es_json_wrong_type(i, name, "a UUID string");
+					es_json_wrong_type(i, &key, "a UUID string");
 				ev->event_id = DatumGetUUIDP(DirectFunctionCall1(uuid_in,
 																 CStringGetDatum(pnstrdup(val.val.string.val,
 																						  val.val.string.len))));
 			}
-			else if (strcmp(name, "schema_version") == 0)
+			else if (es_key_is(&key, "schema_version"))
 			{
 				if (val.type == jbvNull)
 					continue;
 				if (val.type != jbvNumeric ||
 					strchr(DatumGetCString(DirectFunctionCall1(numeric_out,
 															   NumericGetDatum(val.val.numeric))), '.'))
-					es_json_wrong_type(i, name, "an integer");
+					es_json_wrong_type(i, &key, "an integer");
 				ev->schema_version = DatumGetInt32(DirectFunctionCall1(numeric_int4,
 																	   NumericGetDatum(val.val.numeric)));
 			}
 			else
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("event %d has an unknown key \"%s\"", i + 1, name),
+						 errmsg("event %d has an unknown key \"%s\"", i + 1,
+								pnstrdup(key.val.string.val, key.val.string.len)),
 						 errhint("An event has the keys \"type\", \"data\", \"metadata\", \"id\" and \"schema_version\".")));
 		}
 		es_check_not_null(!has_type, i, "type");

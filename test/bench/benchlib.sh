@@ -133,7 +133,7 @@ bench_pgbench() {
 	es_as_pg_wait pgbench -n -M prepared -c "$clients" -j "$jobs" "${duration[@]}" \
 		-l --log-prefix="$prefix.log" \
 		-D streams="$BENCH_STREAMS" -D nread="$BENCH_READ_STREAMS" -D pages="${BENCH_PAGES:-1}" \
-		-D batch100="${BENCH_JSON_100:-[]}" \
+		-D batch100="${BENCH_JSON_100:-[]}" "${BENCH_PARAM_ARGS[@]}" \
 		"$@" -f "$BENCH_SCRIPTS/$script" "$db" >"$out" 2>"$err"
 	rc=$?
 	bench_wait_idle

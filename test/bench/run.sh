@@ -57,6 +57,9 @@
 #          es              one append of an ARRAY[...] of 100 events
 #          es-json         one append of the same events as one JSON array,
 #                          sent as a text parameter (ratio: ÷ es)
+#          es-param        the array form with each event's data and metadata
+#                          sent as parameters (es has them as constants of its
+#                          prepared statement, parsed once)
 #          plain-multirow  advisory lock, then one INSERT of a VALUES list
 #                          of 100 rows, versions = max(version) + i
 #          setbased        the same lock, INSERT ... SELECT generate_series
@@ -274,6 +277,8 @@ gen_scripts() {
 	gen_pgq_batch 100 >"$BENCH_SCRIPTS/pgq_batch_100.sql"
 	gen_es_json_batch >"$BENCH_SCRIPTS/es_json_batch_100.sql"
 	BENCH_JSON_100=$(gen_es_json_value)
+	gen_es_param_batch >"$BENCH_SCRIPTS/es_param_batch_100.sql"
+	gen_es_param_args
 	cat >"$BENCH_SCRIPTS/setbased_batch_100.sql" <<-EOF
 		-- W2 setbased: 100 events to one random stream as INSERT ... SELECT over generate_series
 		\set s random(1, :streams)
@@ -354,6 +359,28 @@ gen_es_json_batch() {
 	echo "-- eventstore: 100 events to one random stream in one append, sent as one JSON parameter"
 	echo '\set s random(1, :streams)'
 	echo "SELECT count(*) FROM eventstore.append('s-' || :s, :batch100::jsonb);"
+}
+
+# eventstore, parameters: the array form with each event's data and
+# metadata sent as parameters (pgbench's :d1 .. :d100, :m1 .. :m100, set by
+# bench_pgbench from BENCH_PARAM_ARGS), the way a driver sends an ARRAY[...]
+# of eventstore.event() calls; es keeps them as constants of its prepared
+# statement, so their JSON is parsed once, at PREPARE.
+gen_es_param_batch() {
+	echo "-- eventstore: 100 events to one random stream in one append, data and metadata as parameters"
+	echo '\set s random(1, :streams)'
+	echo "SELECT count(*) FROM eventstore.append('s-' || :s, ARRAY["
+	awk -v q="'" '{ printf "\teventstore.event(%sOrderPlaced%s, :d%d::jsonb, :m%d::jsonb)%s\n",
+		q, q, NR, NR, (NR < 100 ? "," : "]);") }' < <(head -n 100 "$BENCH_WORK/payloads.tsv")
+}
+
+BENCH_PARAM_ARGS=()
+gen_es_param_args() {
+	local i d m
+	BENCH_PARAM_ARGS=()
+	while IFS=$'\t' read -r i d m; do
+		BENCH_PARAM_ARGS+=(-D "d$i=$d" -D "m$i=$m")
+	done < <(head -n 100 "$BENCH_WORK/payloads.tsv")
 }
 
 BENCH_JSON_100=""
@@ -460,7 +487,8 @@ w2() {
 	run_matrix W2 "$1" "$CLIENTS" \
 		"${W2_VARIANTS[0]}|W2/plain-multirow/{c}|W2/setbased/{c};W2/pgq/{c}" "${W2_VARIANTS[1]}||" \
 		"${W2_VARIANTS[2]}||" "pgq|pgq_batch_100.sql|100||" \
-		"es-json|es_json_batch_100.sql|100|W2/es/{c}|W2/plain-multirow/{c}"
+		"es-json|es_json_batch_100.sql|100|W2/es/{c}|W2/es-param/{c};W2/plain-multirow/{c}" \
+		"es-param|es_param_batch_100.sql|100|W2/es/{c}|"
 }
 
 w3() {
