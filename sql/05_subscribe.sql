@@ -47,10 +47,12 @@ SELECT eventstore.create_subscription('from_past', start_time =>
 		least((SELECT min(recorded_at) FROM eventstore.events),
 			  (SELECT min(ticked_at) FROM eventstore.ticks)) - interval '1 second')
 	= (SELECT min(insert_order) - 1 FROM eventstore.events) AS before_first_event;
--- a time in the future: at the head
+-- a time in the future is refused: which events become visible after it is
+-- not known yet (the head would start it early)
 SELECT pg_temp.wait_for_tick();
 SELECT eventstore.create_subscription('from_future',
-		start_time => now() + interval '1 day') = :base AS at_head;
+		start_time => now() + interval '1 day');
+\echo :LAST_ERROR_SQLSTATE
 -- filters: event types, a stream id prefix, partition keys
 SELECT eventstore.create_subscription('placed', 'head',
 		event_types => ARRAY['OrderPlaced', 'CartOpened']) = :base AS at_head;
@@ -177,8 +179,6 @@ SELECT count(*) = (SELECT count(*) FROM eventstore.events) AS all_events
 SELECT count(*) = (SELECT count(*) FROM eventstore.events WHERE insert_order > 5)
 	   AS after_5
   FROM eventstore.poll('from_position', 1000000);
-SELECT pg_temp.pos(insert_order), stream_id, stream_order, event_type
-  FROM eventstore.poll('from_future');
 -- each filter
 SELECT pg_temp.pos(insert_order), stream_id, event_type FROM eventstore.poll('placed');
 SELECT pg_temp.pos(insert_order), stream_id, event_type FROM eventstore.poll('orders');
@@ -199,17 +199,16 @@ INSERT INTO ev SELECT 10, insert_order, stream_id, stream_order, event_type, par
 SELECT pg_temp.pos(eventstore.create_subscription('from_between',
 		start_time => :'between_time'));
 SELECT pg_temp.pos(insert_order), stream_id FROM eventstore.poll('from_between');
--- a time in the future, right after an append: at the head, whether or not
--- the append's tick is written yet
+-- a time in the future, right after an append: refused as well
 SELECT count(*) FROM eventstore.append('sub-late-2', ARRAY[
 	eventstore.event('Late', '{}')], 0, 'tenant-c');
 INSERT INTO ev SELECT 11, insert_order, stream_id, stream_order, event_type, partition_key
   FROM eventstore.read_all((SELECT max(insert_order) FROM ev));
-SELECT pg_temp.pos(eventstore.create_subscription('from_future_2',
-		start_time => clock_timestamp() + interval '1 hour'));
-SELECT count(*) FROM eventstore.poll('from_future_2');
-SELECT eventstore.drop_subscription('from_between'),
-	   eventstore.drop_subscription('from_future_2');
+SELECT eventstore.create_subscription('from_future_2',
+		start_time => clock_timestamp() + interval '1 hour');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM eventstore.subscriptions WHERE name LIKE 'from_future%';
+SELECT eventstore.drop_subscription('from_between');
 
 -- paused: nothing; resumed: again
 SELECT eventstore.pause_subscription('from_head');

@@ -62,6 +62,7 @@
 #include "utils/lsyscache.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
@@ -72,6 +73,7 @@
 #include "event.h"
 #include "feed.h"
 #include "guard.h"
+#include "guc.h"
 #include "hash.h"
 #include "position.h"
 #include "shmem.h"
@@ -123,6 +125,8 @@ PG_FUNCTION_INFO_V1(eventstore_append);
 PG_FUNCTION_INFO_V1(eventstore_append_json);
 PG_FUNCTION_INFO_V1(eventstore_try_append);
 PG_FUNCTION_INFO_V1(eventstore_try_append_json);
+PG_FUNCTION_INFO_V1(eventstore_append_multi);
+PG_FUNCTION_INFO_V1(eventstore_try_append_multi);
 
 /* Argument checks. */
 
@@ -583,6 +587,482 @@ es_append(FunctionCallInfo fcinfo, bool json, bool try)
 	PG_RETURN_VOID();
 }
 
+/*
+ * append_multi: one entry of the call, a stream to write or to check.
+ */
+typedef struct EsMultiEntry
+{
+	int			index;			/* in the call, 0-based */
+	EsStream	stream;
+	bool		has_expected;
+	int64		expected;
+	bool		check;			/* no events: the expected version only */
+	EsEvent    *events;
+	int			n;
+	int			nfresh;
+	bool		conflict;
+	bool		leaf_open;
+	EsLeaf		leaf;
+} EsMultiEntry;
+
+/* Which entry of the call is being unpacked, for error context. */
+static void
+es_multi_entry_context(void *arg)
+{
+	errcontext("stream %d of the call", *(int *) arg + 1);
+}
+
+static void
+es_multi_wrong_type(int i, const char *key, const char *want)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("\"%s\" of stream %d must be %s", key, i + 1, want)));
+}
+
+/*
+ * The entries of append_multi's JSON array: objects with "stream_id" (a
+ * string), and optionally "expected_version" (an integer; null: any),
+ * "partition_key" (a string or null) and "events" (an array of events as
+ * append's JSON form takes them; absent or null: a check of the expected
+ * version, which it then needs).  Errors: 22023 not an array of objects,
+ * empty, an unknown key, a key of the wrong type, a stream named twice, a
+ * check without an expected version; 22004 a missing stream_id; 54000
+ * more events than eventstore.max_append_events in all; those of append's
+ * arguments and events.
+ */
+static EsMultiEntry *
+es_unpack_multi(Jsonb *call, int *count)
+{
+	ErrorContextCallback callback;
+	EsMultiEntry *entries;
+	int			n;
+	int			current = 0;
+	int64		total = 0;
+
+	if (!JB_ROOT_IS_ARRAY(call) || JB_ROOT_IS_SCALAR(call))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("streams must be a JSON array of stream objects"),
+				 errhint("Send [{\"stream_id\": ..., \"expected_version\": ..., \"events\": [...]}, ...].")));
+	n = JB_ROOT_COUNT(call);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("streams must name at least one stream")));
+	if (n > es_max_append_events)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many streams in one call"),
+				 errdetail("The call names %d streams; eventstore.max_append_events is %d.",
+						   n, es_max_append_events)));
+
+	callback.callback = es_multi_entry_context;
+	callback.arg = &current;
+	callback.previous = error_context_stack;
+	error_context_stack = &callback;
+
+	entries = palloc0(sizeof(EsMultiEntry) * n);
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *elem = getIthJsonbValueFromContainer(&call->root, i);
+		EsMultiEntry *e = &entries[i];
+		JsonbIterator *it;
+		JsonbIteratorToken tok;
+		JsonbValue	key;
+		JsonbValue	val;
+		Jsonb	   *events = NULL;
+
+		current = i;
+		e->index = i;
+		if (elem->type != jbvBinary || !JsonContainerIsObject(elem->val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("stream %d of the call is not a JSON object", i + 1)));
+		it = JsonbIteratorInit(elem->val.binary.data);
+		while ((tok = JsonbIteratorNext(&it, &key, true)) != WJB_DONE)
+		{
+			if (tok != WJB_KEY)
+				continue;
+			tok = JsonbIteratorNext(&it, &val, true);
+			if (EsJsonKeyIs(&key, "stream_id"))
+			{
+				if (val.type == jbvNull)
+					continue;
+				if (val.type != jbvString)
+					es_multi_wrong_type(i, "stream_id", "a string");
+				e->stream.stream_id = cstring_to_text_with_len(val.val.string.val,
+															   val.val.string.len);
+			}
+			else if (EsJsonKeyIs(&key, "partition_key"))
+			{
+				if (val.type == jbvNull)
+					continue;
+				if (val.type != jbvString)
+					es_multi_wrong_type(i, "partition_key", "a string");
+				e->stream.given_key = cstring_to_text_with_len(val.val.string.val,
+															   val.val.string.len);
+			}
+			else if (EsJsonKeyIs(&key, "expected_version"))
+			{
+				char	   *digits;
+
+				if (val.type == jbvNull)
+					continue;
+				if (val.type != jbvNumeric)
+					es_multi_wrong_type(i, "expected_version", "an integer");
+				digits = DatumGetCString(DirectFunctionCall1(numeric_out,
+															 NumericGetDatum(val.val.numeric)));
+				if (strchr(digits, '.') != NULL)
+					es_multi_wrong_type(i, "expected_version", "an integer");
+				e->expected = DatumGetInt64(DirectFunctionCall1(numeric_int8,
+																NumericGetDatum(val.val.numeric)));
+				e->has_expected = true;
+			}
+			else if (EsJsonKeyIs(&key, "events"))
+			{
+				if (val.type == jbvNull)
+					continue;
+				if (val.type != jbvBinary || !JsonContainerIsArray(val.val.binary.data))
+					es_multi_wrong_type(i, "events", "an array of events");
+				events = JsonbValueToJsonb(&val);
+			}
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("stream %d has an unknown key \"%s\"", i + 1,
+								pnstrdup(key.val.string.val, key.val.string.len)),
+						 errhint("A stream has the keys \"stream_id\", \"expected_version\", \"partition_key\" and \"events\".")));
+		}
+		if (e->stream.stream_id == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("stream_id of stream %d must not be null", i + 1)));
+		es_check_key(e->stream.stream_id, "stream_id");
+		if (e->stream.given_key != NULL)
+			es_check_key(e->stream.given_key, "partition_key");
+		if (e->has_expected)
+			es_check_expected_version(e->expected);
+		if (events == NULL)
+		{
+			if (!e->has_expected)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("stream %d has neither events nor an expected version", i + 1),
+						 errhint("A stream without events is a check of its expected version.")));
+			e->check = true;
+			continue;
+		}
+		e->events = EsUnpackJsonEvents(events, &e->n);
+		EsCheckUniqueIds(e->events, e->n);
+		total += e->n;
+	}
+	error_context_stack = callback.previous;
+
+	if (total > es_max_append_events)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many events in one append"),
+				 errdetail("The call has %lld events; eventstore.max_append_events is %d.",
+						   (long long) total, es_max_append_events),
+				 errhint("Split the call, or raise eventstore.max_append_events.")));
+	*count = n;
+	return entries;
+}
+
+/* The canonical order of streams: their ids' bytes, then their lengths. */
+static int
+es_cmp_entry_ptr(const void *a, const void *b)
+{
+	const EsMultiEntry *x = *(EsMultiEntry *const *) a;
+	const EsMultiEntry *y = *(EsMultiEntry *const *) b;
+	int			lx = VARSIZE_ANY_EXHDR(x->stream.stream_id);
+	int			ly = VARSIZE_ANY_EXHDR(y->stream.stream_id);
+	int			c = memcmp(VARDATA_ANY(x->stream.stream_id),
+						   VARDATA_ANY(y->stream.stream_id), Min(lx, ly));
+
+	if (c != 0)
+		return c;
+	return (lx > ly) - (lx < ly);
+}
+
+/*
+ * Lock, create or check every stream of the call, in canonical order, and
+ * mark the ones whose version does not match.  Returns how many do not.
+ */
+static int
+es_multi_lock(EsMultiEntry **order, int count, TimestampTz now)
+{
+	int			nconflicts = 0;
+
+	for (int k = 0; k < count; k++)
+	{
+		EsMultiEntry *e = order[k];
+
+		if (k > 0 && es_cmp_entry_ptr(&order[k - 1], &order[k]) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("stream \"%s\" appears more than once in the call",
+							text_to_cstring(e->stream.stream_id))));
+		if (e->check)
+		{
+			/* lock it (no version moved), or find it missing */
+			if (!EsStreamLock(&e->stream, 0, now))
+			{
+				e->stream.version = 0;
+				e->stream.exists = false;
+			}
+			e->conflict = !es_version_matches(&e->stream, e->has_expected, e->expected);
+		}
+		else if (!es_lock_or_create_stream(&e->stream, e->has_expected, e->expected,
+										   e->n, now, false))
+			e->conflict = true; /* a new stream, not created */
+		else
+		{
+			es_open_leaf(&e->leaf, e->stream.bucket);
+			e->leaf_open = true;
+			e->nfresh = e->n;
+			if (e->stream.exists)
+			{
+				e->nfresh = es_mark_duplicates(&e->leaf, &e->stream, e->events, e->n);
+				if (e->nfresh > 0 &&
+					!es_version_matches(&e->stream, e->has_expected, e->expected))
+					e->conflict = true;
+				else if (e->nfresh < e->n)
+					EsStreamSetVersion(&e->stream, e->stream.version + e->nfresh, now);
+			}
+		}
+		if (e->conflict)
+			nconflicts++;
+	}
+	return nconflicts;
+}
+
+/* ES001 naming every stream of the call whose version did not match. */
+static void
+es_multi_wrong_versions(EsMultiEntry *entries, int count, int nconflicts)
+{
+	StringInfoData detail;
+
+	initStringInfo(&detail);
+	for (int i = 0; i < count; i++)
+	{
+		EsMultiEntry *e = &entries[i];
+
+		if (!e->conflict)
+			continue;
+		appendStringInfo(&detail, "%sstream \"%s\": expected version %lld, but it is at %lld",
+						 detail.len > 0 ? "; " : "",
+						 text_to_cstring(e->stream.stream_id),
+						 (long long) e->expected, (long long) e->stream.version);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_ES_WRONG_EXPECTED_VERSION),
+			 errmsg("wrong expected version for %d of the %d streams of the call",
+					nconflicts, count),
+			 errdetail("%s.", detail.data),
+			 errhint("Read the streams again and retry with their current versions.")));
+}
+
+/*
+ * Positions for the call's new events, one contiguous block in the order
+ * of the call, and the inserts, one partition per stream.
+ */
+static void
+es_multi_insert(EsMultiEntry *entries, int count, TimestampTz now)
+{
+	int64		total = 0;
+	int64		position;
+
+	for (int i = 0; i < count; i++)
+		if (!entries[i].check)
+			total += entries[i].nfresh;
+	if (total == 0)
+		return;
+	position = EsAllocatePositions(total);
+	for (int i = 0; i < count; i++)
+	{
+		EsMultiEntry *e = &entries[i];
+		int64		version = e->stream.version;
+
+		if (e->check || e->nfresh == 0)
+			continue;
+		for (int j = 0; j < e->n; j++)
+		{
+			if (e->events[j].duplicate)
+				continue;
+			e->events[j].stream_order = ++version;
+			e->events[j].insert_order = position++;
+		}
+		es_insert_events(&e->leaf, &e->stream, e->events, e->n, e->nfresh, now);
+	}
+}
+
+/*
+ * The writing part of a call: lock, create or check the streams, and if
+ * every version matched, insert the events.  Returns how many did not.
+ */
+static int
+es_multi_write(EsMultiEntry *entries, EsMultiEntry **order, int count,
+			   TimestampTz now)
+{
+	int			nconflicts = es_multi_lock(order, count, now);
+
+	if (nconflicts == 0)
+		es_multi_insert(entries, count, now);
+	for (int i = 0; i < count; i++)
+		if (entries[i].leaf_open)
+		{
+			es_close_leaf(&entries[i].leaf);
+			entries[i].leaf_open = false;
+		}
+	return nconflicts;
+}
+
+/*
+ * append_multi's and try_append_multi's rows: per stream of the call, in
+ * its order, one row per event (a check: one row without an event), with
+ * try's outcome and the stream's version.
+ */
+static void
+es_multi_put(ReturnSetInfo *rsinfo, EsMultiEntry *entries, int count,
+			 bool failed, bool try)
+{
+	for (int i = 0; i < count; i++)
+	{
+		EsMultiEntry *e = &entries[i];
+		int			rows = e->check ? 1 : e->n;
+		const char *outcome;
+
+		for (int j = 0; j < rows; j++)
+		{
+			EsEvent    *ev = e->check ? NULL : &e->events[j];
+			Datum		values[7];
+			bool		nulls[7] = {false, false, false, false, false, false, false};
+			bool		positioned = ev != NULL && !failed;
+
+			values[0] = PointerGetDatum(e->stream.stream_id);
+			values[1] = ev ? UUIDPGetDatum(ev->event_id) : (Datum) 0;
+			nulls[1] = ev == NULL;
+			values[2] = positioned ? Int64GetDatum(ev->stream_order) : (Datum) 0;
+			values[3] = positioned ? Int64GetDatum(ev->insert_order) : (Datum) 0;
+			nulls[2] = nulls[3] = !positioned;
+			values[4] = BoolGetDatum(positioned && ev->duplicate);
+			if (try)
+			{
+				if (e->conflict)
+					outcome = "conflict";
+				else if (failed)
+					outcome = "cancelled";
+				else if (ev == NULL)
+					outcome = "checked";
+				else
+					outcome = ev->duplicate ? "duplicate" : "appended";
+				values[5] = CStringGetTextDatum(outcome);
+				values[6] = Int64GetDatum(e->stream.version +
+										  (failed || e->check ? 0 : e->nfresh));
+			}
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+}
+
+/*
+ * eventstore.append_multi(streams jsonb)
+ * returns table (stream_id text, event_id uuid, stream_order bigint,
+ *				  insert_order bigint, duplicate boolean)
+ * eventstore.try_append_multi(streams jsonb)
+ * returns the same and (outcome text, stream_version bigint)
+ *
+ * Appends to several streams in one call, all or nothing: every stream of
+ * the call (es_unpack_multi) is locked, created or checked in canonical
+ * order (the bytes of their ids), so that two calls over the same streams
+ * never deadlock; each stream's batch is de-duplicated and its expected
+ * version checked as append does; a stream without events is a check that
+ * its version is still the expected one, and stays locked (its row is
+ * locked, not changed) until the transaction ends.  If any stream's
+ * version does not match, nothing is written: append_multi raises ES001
+ * naming every such stream; try_append_multi returns every row with the
+ * outcome "conflict" for those streams and "cancelled" for the others,
+ * and each stream's actual version, having undone its locks and creations
+ * in a subtransaction.  Otherwise the new events take one contiguous
+ * block of positions in the order of the call.  A check that a stream
+ * does not exist (expected version 0) holds when checked; it does not keep
+ * another transaction from creating the stream later.
+ */
+static Datum
+es_append_multi(FunctionCallInfo fcinfo, bool try)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	EsMultiEntry *entries;
+	EsMultiEntry **order;
+	int			count;
+	volatile int nconflicts = 0;
+	TimestampTz now;
+	MemoryContext caller = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	EsCheckLoaded();
+	PreventCommandIfReadOnly("eventstore.append_multi()");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("streams must not be null")));
+	entries = es_unpack_multi(PG_GETARG_JSONB_P(0), &count);
+	order = palloc(sizeof(EsMultiEntry *) * count);
+	for (int i = 0; i < count; i++)
+		order[i] = &entries[i];
+	qsort(order, count, sizeof(EsMultiEntry *), es_cmp_entry_ptr);
+
+	InitMaterializedSRF(fcinfo, 0);
+	now = GetCurrentTimestamp();
+	EsNoteAppend();
+
+	if (!try)
+	{
+		nconflicts = es_multi_write(entries, order, count, now);
+		if (nconflicts > 0)
+			es_multi_wrong_versions(entries, count, nconflicts);
+	}
+	else
+	{
+		/*
+		 * try's locks and creations are undone if a version does not match:
+		 * the work runs in a subtransaction of its own, which an error also
+		 * rolls back before it is raised again (a caller's exception block
+		 * then finds its own subtransaction current, as it must).
+		 */
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(caller);
+		PG_TRY();
+		{
+			nconflicts = es_multi_write(entries, order, count, now);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(caller);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(caller);
+			CurrentResourceOwner = owner;
+			ReThrowError(edata);
+		}
+		PG_END_TRY();
+		if (nconflicts > 0)
+			RollbackAndReleaseCurrentSubTransaction();
+		else
+			ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+	}
+
+	es_multi_put(rsinfo, entries, count, nconflicts > 0, try);
+	PG_RETURN_VOID();
+}
+
 Datum
 eventstore_append(PG_FUNCTION_ARGS)
 {
@@ -630,4 +1110,16 @@ Datum
 eventstore_try_append_json(PG_FUNCTION_ARGS)
 {
 	return es_append(fcinfo, true, true);
+}
+
+Datum
+eventstore_append_multi(PG_FUNCTION_ARGS)
+{
+	return es_append_multi(fcinfo, false);
+}
+
+Datum
+eventstore_try_append_multi(PG_FUNCTION_ARGS)
+{
+	return es_append_multi(fcinfo, true);
 }

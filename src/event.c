@@ -218,9 +218,12 @@ es_json_wrong_type(int i, const JsonbValue *key, const char *want)
 					pnstrdup(key->val.string.val, key->val.string.len), i + 1, want)));
 }
 
-/* Whether a JSON object key is name. */
-static inline bool
-es_key_is(const JsonbValue *key, const char *name)
+/*
+ * EsJsonKeyIs
+ *		Whether a JSON object key (a jbvString) is name.
+ */
+bool
+EsJsonKeyIs(const JsonbValue *key, const char *name)
 {
 	size_t		len = strlen(name);
 
@@ -288,7 +291,7 @@ EsUnpackJsonEvents(Jsonb *batch, int *nevents)
 			tok = JsonbIteratorNext(&it, &val, true);
 			Assert(tok == WJB_VALUE);
 
-			if (es_key_is(&key, "type"))
+			if (EsJsonKeyIs(&key, "type"))
 			{
 				if (val.type == jbvNull)
 					continue;
@@ -298,20 +301,20 @@ EsUnpackJsonEvents(Jsonb *batch, int *nevents)
 																		  val.val.string.len));
 				has_type = true;
 			}
-			else if (es_key_is(&key, "data"))
+			else if (EsJsonKeyIs(&key, "data"))
 			{
 				/* JSON null is data, as in the array form */
 				ev->data = JsonbPGetDatum(JsonbValueToJsonb(&val));
 				has_data = true;
 			}
-			else if (es_key_is(&key, "metadata"))
+			else if (EsJsonKeyIs(&key, "metadata"))
 			{
 				if (val.type == jbvNull)
 					continue;
 				ev->metadata = JsonbPGetDatum(JsonbValueToJsonb(&val));
 				ev->metadata_null = false;
 			}
-			else if (es_key_is(&key, "id"))
+			else if (EsJsonKeyIs(&key, "id"))
 			{
 				if (val.type == jbvNull)
 					continue;
@@ -321,7 +324,7 @@ EsUnpackJsonEvents(Jsonb *batch, int *nevents)
 																 CStringGetDatum(pnstrdup(val.val.string.val,
 																						  val.val.string.len))));
 			}
-			else if (es_key_is(&key, "schema_version"))
+			else if (EsJsonKeyIs(&key, "schema_version"))
 			{
 				if (val.type == jbvNull)
 					continue;

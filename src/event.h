@@ -31,6 +31,7 @@ typedef struct EsEvent
 
 extern EsEvent *EsUnpackEvents(ArrayType *array, int *nevents);
 extern EsEvent *EsUnpackJsonEvents(Jsonb *batch, int *nevents);
+extern bool EsJsonKeyIs(const JsonbValue *key, const char *name);
 extern void EsCheckUniqueIds(EsEvent *events, int n);
 
 #endif							/* ES_EVENT_H */

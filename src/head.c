@@ -46,7 +46,12 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
 #include "utils/snapmgr.h"
 #include "utils/xid8.h"
 
@@ -63,6 +68,7 @@ static SPIPlanPtr last_tick_plan = NULL;
 
 PG_FUNCTION_INFO_V1(eventstore_head);
 PG_FUNCTION_INFO_V1(eventstore_open_appenders);
+PG_FUNCTION_INFO_V1(eventstore_wait_for);
 
 /*
  * The full xid of a recent 32-bit xid, such as a snapshot's xmin, which
@@ -122,6 +128,36 @@ es_snapshot_head_locked(EsDatabase *db, Snapshot snapshot,
 }
 
 /*
+ * The head as of now, seeding the database's entry first if it is not
+ * (position.c); with a snapshot, lowered for it, and *known false when the
+ * ring has forgotten commits it might not see.
+ */
+static int64
+es_head_of(EsDatabase *db, Snapshot snapshot, FullTransactionId snapshot_xmin,
+		   bool *known)
+{
+	int64		head = 0;
+
+	for (;;)
+	{
+		Oid			seq = EsSeeded(db);
+		bool		current;
+
+		LWLockAcquire(db->lock, LW_SHARED);
+		current = db->seeded && db->seq == seq;
+		if (current)
+		{
+			head = es_head_locked(db);
+			if (snapshot != NULL)
+				*known = es_snapshot_head_locked(db, snapshot, snapshot_xmin, &head);
+		}
+		LWLockRelease(db->lock);
+		if (current)
+			return head;
+	}
+}
+
+/*
  * EsHead
  *		The highest position that the current transaction may read without
  *		ever skipping a committed event.
@@ -152,23 +188,7 @@ EsHead(void)
 	}
 
 	db = EsMyDatabase();
-	for (;;)
-	{
-		Oid			seq = EsSeeded(db);
-		bool		current;
-
-		LWLockAcquire(db->lock, LW_SHARED);
-		current = db->seeded && db->seq == seq;
-		if (current)
-		{
-			head = es_head_locked(db);
-			if (snapshot != NULL)
-				known = es_snapshot_head_locked(db, snapshot, snapshot_xmin, &head);
-		}
-		LWLockRelease(db->lock);
-		if (current)
-			break;
-	}
+	head = es_head_of(db, snapshot, snapshot_xmin, &known);
 
 	/*
 	 * The ring has forgotten commits the snapshot might not see: fall back
@@ -324,4 +344,109 @@ eventstore_open_appenders(PG_FUNCTION_ARGS)
 	}
 
 	PG_RETURN_VOID();
+}
+
+/* How often a waiter on a hot standby looks for a newer replayed tick. */
+#define ES_STANDBY_WAIT_POLL_MS	20
+
+/*
+ * How long a waiter on the primary sleeps at most between two looks at the
+ * head: the ticker wakes it as the head moves, this only bounds the wait
+ * when no ticker runs.
+ */
+#define ES_WAIT_RECHECK_MS		1000
+
+/* An interval as milliseconds, at most INT_MAX.  22023 if negative. */
+static long
+es_interval_ms(Interval *span)
+{
+	float8		usecs = (float8) span->time +
+		((float8) span->month * DAYS_PER_MONTH + span->day) * (float8) USECS_PER_DAY;
+
+	if (usecs < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout must not be negative")));
+	return (long) Min(usecs / 1000.0, (float8) PG_INT32_MAX);
+}
+
+/*
+ * eventstore.wait_for(after_position bigint,
+ *					   timeout interval DEFAULT '30 seconds')
+ * returns bigint
+ *
+ * The head, as soon as it is above after_position, or when the timeout
+ * has passed (then it may still be at or below it).  On the primary the
+ * caller sleeps on the database's condition variable, which the ticker
+ * broadcasts as it sees the head move (at most once per
+ * eventstore.tick_interval), looking at the head in shared memory only;
+ * on a hot standby it looks for a newer replayed tick every 20 ms, each
+ * time with a new snapshot.  It takes no locks and needs no session state
+ * (it works through a transaction pooler), and a cancel or a terminate
+ * ends it at once.  Like any statement it keeps its own snapshot while it
+ * runs.  In REPEATABLE READ or SERIALIZABLE the head returned is the
+ * database's as of now, past what the transaction's snapshot sees: wait
+ * outside such a transaction.  Errors: 22004 null arguments; 22023 a
+ * negative after_position or timeout.
+ */
+Datum
+eventstore_wait_for(PG_FUNCTION_ARGS)
+{
+	int64		after;
+	TimestampTz deadline;
+	int64		head;
+	bool		known = true;
+
+	EsCheckLoaded();
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("after_position and timeout must not be null")));
+	after = PG_GETARG_INT64(0);
+	if (after < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("after_position must not be negative")));
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   es_interval_ms(PG_GETARG_INTERVAL_P(1)));
+
+	if (RecoveryInProgress())
+	{
+		for (;;)
+		{
+			long		remaining;
+
+			PushActiveSnapshot(GetTransactionSnapshot());
+			head = EsLastTick();
+			PopActiveSnapshot();
+			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+			if (head > after || remaining <= 0)
+				break;
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Min(remaining, ES_STANDBY_WAIT_POLL_MS), PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+		PG_RETURN_INT64(head);
+	}
+
+	{
+		EsDatabase *db = EsMyDatabase();
+
+		ConditionVariablePrepareToSleep(&db->head_moved);
+		for (;;)
+		{
+			long		remaining;
+
+			head = es_head_of(db, NULL, InvalidFullTransactionId, &known);
+			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+			if (head > after || remaining <= 0)
+				break;
+			(void) ConditionVariableTimedSleep(&db->head_moved,
+											   Min(remaining, ES_WAIT_RECHECK_MS),
+											   PG_WAIT_EXTENSION);
+		}
+		ConditionVariableCancelSleep();
+	}
+	PG_RETURN_INT64(head);
 }

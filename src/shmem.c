@@ -130,6 +130,7 @@ es_shmem_startup(void)
 			memset(db, 0, sizeof(EsDatabase));
 			db->dboid = InvalidOid;
 			db->lock = &locks[1 + i].lock;
+			ConditionVariableInit(&db->head_moved);
 			db->slots = (EsSlot *) p;
 			p += MAXALIGN(es_shared->nslots * sizeof(EsSlot));
 			db->ring = (EsCommit *) p;

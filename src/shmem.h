@@ -14,6 +14,7 @@
 #define ES_SHMEM_H
 
 #include "access/transam.h"
+#include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "utils/timestamp.h"
@@ -61,6 +62,9 @@ typedef struct EsDatabase
 	bool		ticker_wanted;	/* the database needs a ticker */
 	int			ticker_stops;	/* commands that need the database alone */
 	bool		ticker_recheck; /* look at the catalog, even if idle */
+
+	/* waiters for the head to move (head.c), woken by the ticker */
+	ConditionVariable head_moved;
 
 	EsSlot	   *slots;			/* EsSlotCount() entries, one per backend */
 	EsCommit   *ring;			/* EsRingSize() entries */

@@ -258,7 +258,8 @@ es_check_partition_key(EsStream *stream, text *stored_key)
 /*
  * EsStreamLock
  *		Lock the stream's row by moving its version forward by add, the
- *		size of the batch; returns false if the stream does not exist.
+ *		size of the batch (0: lock it only, leaving version and updated_at
+ *		as they are); returns false if the stream does not exist.
  *
  * On success stream->exists, partition_key, bucket, version and
  * updated_at (as they were before this append) are set from the row.  A concurrent
@@ -298,7 +299,12 @@ EsStreamLock(EsStream *stream, int64 add, TimestampTz now)
 				ereport(ERROR,
 						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 						 errmsg("bigint out of range")));
-			result = es_update_row(&s, snapshot, next, now);
+			/* a lock only (add 0) keeps the row's time */
+			result = es_update_row(&s, snapshot, next,
+								   add != 0 ? now :
+								   DatumGetTimestampTz(slot_getattr(s.found,
+																	SCOL_UPDATED_AT + 1,
+																	&isnull)));
 			UnregisterSnapshot(snapshot);
 			if (result == TM_Ok)
 			{

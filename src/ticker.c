@@ -15,7 +15,9 @@
  * ticker's latch as it releases its positions (position.c), and the ticker
  * coalesces: at most one tick per eventstore.tick_interval, none while
  * nothing moves.  Followers LISTEN on "eventstore" and read up to the head
- * they are told (or ask for it themselves).
+ * they are told (or ask for it themselves); callers of eventstore.wait_for
+ * sleep on the database's condition variable, which the ticker broadcasts
+ * as it sees the head move, so they too wake at most once per tick.
  *
  * A tick's head is computed after every event at or below it has committed
  * (that is what the head means), so the tick's own commit record follows
@@ -436,6 +438,8 @@ eventstore_ticker_main(Datum main_arg)
 			(cue != last_cue &&
 			 !(EsHeadNow(ticker_db, &head) && head == last_head)))
 		{
+			/* eventstore.wait_for() callers look at the head again */
+			ConditionVariableBroadcast(&ticker_db->head_moved);
 			last_tick = now;
 			if (es_tick_guarded(&last_head, prune, &recorded, &excess, &present))
 			{

@@ -7,7 +7,8 @@
  * durable subscription with eventstore.poll(), in batches, prints each event
  * as one JSON object per line on stdout, and when it has caught up waits for
  * the server's "eventstore" notifications (or, on a standby and with
- * --no-listen, for the poll interval) before reading again.  The server
+ * --no-listen, in the server with eventstore.wait_for, for at most the poll
+ * interval) before reading again.  The server
  * builds each line with json_build_object, so the escaping is PostgreSQL's
  * own.
  *
@@ -22,8 +23,9 @@
  * read, measured with pgbench).  LISTEN cannot work through such a pooler
  * (a notification goes to whichever client holds the listening server
  * connection at the time, or nowhere); --no-listen leaves it out, and the
- * poll interval alone wakes the follower.  --exit-at-head never waits, so
- * it never listens.
+ * follower waits with eventstore.wait_for instead, one statement that
+ * returns as soon as the head moves.  --exit-at-head never waits, so it
+ * never listens.
  *
  * Positions and what survives a lost connection: the follower remembers the
  * position of the last event it printed, and moves it only after a whole
@@ -139,6 +141,7 @@ typedef struct Follower
 	bool		standby;		/* the server is in recovery */
 	bool		have_position;	/* false: poll from the checkpoint */
 	int64		position;		/* read after this position */
+	int64		waited_head;	/* the head the last wait_for returned; -1 none */
 } Follower;
 
 /* How a stretch of following ended. */
@@ -183,8 +186,9 @@ usage(void)
 	printf("  -i, --poll-interval=MS     read at least every MS milliseconds while waiting\n"
 		   "                             (default: 1000)\n");
 	printf("  -e, --exit-at-head         exit once every event available now is printed\n");
-	printf("  -L, --no-listen            do not LISTEN for notifications, only poll (for a\n"
-		   "                             pooler in transaction or statement mode)\n");
+	printf("  -L, --no-listen            do not LISTEN; wait in the server with\n"
+		   "                             eventstore.wait_for (for a pooler in transaction\n"
+		   "                             or statement mode)\n");
 	printf("  -r, --max-retries=N        retry a failed connection at most N times in a row\n"
 		   "                             (default: not at startup, without limit once\n"
 		   "                             connected)\n");
@@ -670,15 +674,105 @@ read_batch(Follower *f, const FollowOptions *opts, int *count)
 	return FOLLOW_OK;
 }
 
+/* The longest one server-side wait may take: its statement keeps a snapshot. */
+#define MAX_SERVER_WAIT_MS 30000
+
 /*
- * Wait until there may be something new: a notification, the poll interval
- * elapsed, or (on a standby or with --no-listen) just the poll interval.
- * A pipe on stdout that loses its reader meanwhile is an output error.
+ * Where LISTEN is not used (a standby, --no-listen): wait in the server
+ * with eventstore.wait_for until the head passes what was read (the
+ * larger of the last position printed and the head the last wait
+ * returned: a filtered poll or a gap of aborted positions leaves the head
+ * above the last event), for at most the poll interval.  A stop signal
+ * cancels the wait.  One statement, sent unnamed, as every request.
+ */
+static FollowResult
+wait_on_server(Follower *f, const FollowOptions *opts)
+{
+	static const char *const sql =
+		"SELECT eventstore.wait_for($1::bigint, $2::interval)";
+	char		after[32];
+	char		timeout[48];
+	const char *values[2] = {after, timeout};
+	int64		from = f->have_position ? f->position : 0;
+	PGresult   *res;
+	FollowResult result = FOLLOW_OK;
+
+	if (f->waited_head > from)
+		from = f->waited_head;
+	snprintf(after, sizeof(after), INT64_FORMAT, from);
+	snprintf(timeout, sizeof(timeout), "%d milliseconds",
+			 Min(opts->poll_interval_ms, MAX_SERVER_WAIT_MS));
+	if (!PQsendQueryParams(f->conn, sql, 2, NULL, values, NULL, NULL, 0))
+	{
+		pg_log_warning("connection lost: %s", PQerrorMessage(f->conn));
+		return FOLLOW_LOST;
+	}
+	while (PQisBusy(f->conn))
+	{
+		WaitResult	w = wait_for(PQsocket(f->conn), POLLIN, -1, true);
+
+		if (w == WAIT_STOP || w == WAIT_OUTPUT_GONE || w == WAIT_FAILED)
+		{
+			PGcancel   *cancel = PQgetCancel(f->conn);
+			char		errbuf[256];
+
+			if (cancel != NULL)
+			{
+				(void) PQcancel(cancel, errbuf, sizeof(errbuf));
+				PQfreeCancel(cancel);
+			}
+			if (w == WAIT_STOP)
+				result = FOLLOW_STOP;
+			else if (w == WAIT_OUTPUT_GONE)
+			{
+				errno = EPIPE;
+				result = output_failed();
+			}
+			else
+			{
+				pg_log_error("poll() failed: %m");
+				result = FOLLOW_ERROR;
+			}
+			/* the cancelled statement's error comes next; drop it */
+			while ((res = PQgetResult(f->conn)) != NULL)
+				PQclear(res);
+			return result;
+		}
+		if (w == WAIT_READY && !PQconsumeInput(f->conn))
+		{
+			pg_log_warning("connection lost: %s", PQerrorMessage(f->conn));
+			return FOLLOW_LOST;
+		}
+	}
+	while ((res = PQgetResult(f->conn)) != NULL)
+	{
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			f->waited_head = strtoi64(PQgetvalue(res, 0, 0), NULL, 10);
+		else if (result == FOLLOW_OK)
+		{
+			pg_log_warning("waiting failed: %s", PQresultErrorMessage(res));
+			result = PQstatus(f->conn) == CONNECTION_OK ? FOLLOW_OK : FOLLOW_LOST;
+			if (result == FOLLOW_OK)
+				(void) sleep_ms(opts->poll_interval_ms);
+		}
+		PQclear(res);
+	}
+	return result;
+}
+
+/*
+ * Wait until there may be something new: a notification or the poll
+ * interval elapsed, or where LISTEN is not used, the head moving in the
+ * server (wait_on_server).  A pipe on stdout that loses its reader
+ * meanwhile is an output error.
  */
 static FollowResult
 wait_for_more(Follower *f, const FollowOptions *opts)
 {
 	int64		deadline = now_ms() + opts->poll_interval_ms;
+
+	if (f->standby || opts->no_listen)
+		return wait_on_server(f, opts);
 
 	for (;;)
 	{
@@ -951,6 +1045,7 @@ main(int argc, char **argv)
 	memset(&f, 0, sizeof(f));
 	f.position = opts.from;
 	f.have_position = opts.subscription == NULL || opts.from_given;
+	f.waited_head = -1;
 
 	for (;;)
 	{
@@ -999,6 +1094,7 @@ main(int argc, char **argv)
 				f.position = opts.from;
 			}
 
+			f.waited_head = -1;	/* another server may have another head */
 			r = follow(&f, &opts, &progressed);
 			PQfinish(f.conn);
 			f.conn = NULL;

@@ -77,6 +77,30 @@ SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION eventstore.try_append(text, jsonb, bigint, text) IS
 'append of a JSON batch, returning a wrong expected version as the outcome "conflict" with the stream''s version instead of raising';
 
+/*
+ * append_multi: several streams in one call, all or nothing, locked in the
+ * canonical order of their ids; a stream without events is a check of its
+ * expected version.  try_append_multi returns the streams whose versions
+ * did not match instead of raising.
+ */
+CREATE FUNCTION eventstore.append_multi(streams jsonb)
+RETURNS TABLE (stream_id text, event_id uuid, stream_order bigint, insert_order bigint,
+			   duplicate boolean)
+AS 'MODULE_PATHNAME', 'eventstore_append_multi'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION eventstore.append_multi(jsonb) IS
+'appends to several streams atomically, each with its own expected version, and checks the versions of streams it does not write';
+
+CREATE FUNCTION eventstore.try_append_multi(streams jsonb)
+RETURNS TABLE (stream_id text, event_id uuid, stream_order bigint, insert_order bigint,
+			   duplicate boolean, outcome text, stream_version bigint)
+AS 'MODULE_PATHNAME', 'eventstore_try_append_multi'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION eventstore.try_append_multi(jsonb) IS
+'append_multi, returning the streams whose versions did not match (outcome "conflict") instead of raising';
+
 CREATE FUNCTION eventstore.bucket_of(partition_key text)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'eventstore_bucket_of'

@@ -23,6 +23,15 @@ LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION eventstore.head() IS
 'the highest position that eventstore.read_all() may return now';
 
+CREATE FUNCTION eventstore.wait_for(
+	after_position bigint,
+	timeout interval DEFAULT '30 seconds')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'eventstore_wait_for'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION eventstore.wait_for(bigint, interval) IS
+'the head as soon as it is above after_position, or when the timeout has passed: waiting without LISTEN (poolers, standbys)';
+
 CREATE FUNCTION eventstore.read_all(
 	after_position bigint DEFAULT 0,
 	max_count integer DEFAULT 1000)

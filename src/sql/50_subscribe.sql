@@ -200,18 +200,20 @@ BEGIN
 		/*
 		 * Every event that became visible after start_time: the head of the
 		 * newest tick at or before it.  Older than every tick kept: every
-		 * event recorded at or after it.  A time still to come: the head,
-		 * taken before the clock is read (the newest tick may lag behind
-		 * it, and everything up to it became visible before that time).
+		 * event recorded at or after it.  A time still to come is refused:
+		 * which events become visible after it is not known yet, and the
+		 * head would deliver the ones that become visible before it.
 		 */
-		start := eventstore.head();
-		IF start_time < clock_timestamp() THEN
-			SELECT t.head INTO start FROM eventstore.ticks t
-			 WHERE t.ticked_at <= start_time ORDER BY t.tick_id DESC LIMIT 1;
-			IF NOT FOUND THEN
-				SELECT COALESCE(min(e.insert_order) - 1, eventstore.head()) INTO start
-				  FROM eventstore.events e WHERE e.recorded_at >= start_time;
-			END IF;
+		IF start_time > clock_timestamp() THEN
+			RAISE EXCEPTION 'start_time is in the future'
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Start from the head (start_from => ''head'') to get what comes from now on.';
+		END IF;
+		SELECT t.head INTO start FROM eventstore.ticks t
+		 WHERE t.ticked_at <= start_time ORDER BY t.tick_id DESC LIMIT 1;
+		IF NOT FOUND THEN
+			SELECT COALESCE(min(e.insert_order) - 1, eventstore.head()) INTO start
+			  FROM eventstore.events e WHERE e.recorded_at >= start_time;
 		END IF;
 	ELSIF start_from = 'head' THEN
 		start := eventstore.head();
@@ -391,16 +393,17 @@ CREATE FUNCTION eventstore.poll(
 	subscription text,
 	max_count integer DEFAULT 1000,
 	after_position bigint DEFAULT NULL,
-	lock boolean DEFAULT false)
+	lock boolean DEFAULT false,
+	wait interval DEFAULT NULL)
 RETURNS SETOF eventstore.recorded_event
 AS 'MODULE_PATHNAME', 'eventstore_subscription_gate'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION eventstore.poll(text, integer, bigint, boolean) IS
-'the next events of a subscription after its checkpoint (or after_position), up to the head, filtered';
+COMMENT ON FUNCTION eventstore.poll(text, integer, bigint, boolean, interval) IS
+'the next events of a subscription after its checkpoint (or after_position), up to the head, filtered; with wait, waits up to that long for some';
 
 CREATE FUNCTION eventstore.poll_internal(
 	subscription text, max_count integer, after_position bigint, lock boolean,
-	caller regrole)
+	wait interval, caller regrole)
 RETURNS SETOF eventstore.recorded_event
 LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -409,6 +412,8 @@ DECLARE
 	s eventstore.subscriptions;
 	head bigint;
 	from_position bigint;
+	read_from bigint;
+	deadline timestamptz;
 	n bigint;
 BEGIN
 	IF max_count IS NULL OR max_count < 1 THEN
@@ -417,18 +422,33 @@ BEGIN
 	IF after_position < 0 THEN
 		RAISE EXCEPTION 'after_position must not be negative' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	IF wait < interval '0' THEN
+		RAISE EXCEPTION 'wait must not be negative' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
 	s := eventstore.subscription_row(subscription, false, COALESCE(lock, false), NULL, caller);
 	IF s.paused THEN
 		RETURN;
 	END IF;
 	from_position := greatest(s.checkpoint, COALESCE(after_position, 0));
+	deadline := clock_timestamp() + COALESCE(wait, interval '0');
 
-	-- the head first; the query below takes its snapshot afterwards
-	head := eventstore.head();
-	RETURN QUERY
-		SELECT * FROM eventstore.subscription_feed(ARRAY[from_position], NULL, NULL,
-			head, max_count, s.event_types, s.stream_prefix, s.partition_keys);
-	GET DIAGNOSTICS n = ROW_COUNT;
+	read_from := from_position;
+	LOOP
+		-- the head first; the query below takes its snapshot afterwards
+		head := eventstore.head();
+		RETURN QUERY
+			SELECT * FROM eventstore.subscription_feed(ARRAY[read_from], NULL, NULL,
+				head, max_count, s.event_types, s.stream_prefix, s.partition_keys);
+		GET DIAGNOSTICS n = ROW_COUNT;
+		/*
+		 * Nothing up to the head: with wait, wait for the head to move past
+		 * it (in READ COMMITTED only: a transaction snapshot's head stays).
+		 */
+		EXIT WHEN n > 0 OR wait IS NULL OR clock_timestamp() >= deadline
+			   OR current_setting('transaction_isolation') <> 'read committed';
+		read_from := greatest(read_from, head);
+		PERFORM eventstore.wait_for(head, greatest(deadline - clock_timestamp(), interval '0'));
+	END LOOP;
 
 	/*
 	 * Nothing up to the head passed the filter: the checkpoint may skip the
@@ -442,7 +462,7 @@ BEGIN
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION eventstore.poll_internal(text, integer, bigint, boolean, regrole) IS
+COMMENT ON FUNCTION eventstore.poll_internal(text, integer, bigint, boolean, interval, regrole) IS
 'internal: poll, called through the gate';
 
 CREATE FUNCTION eventstore.ack(subscription text, up_to bigint)
@@ -718,15 +738,16 @@ COMMENT ON FUNCTION eventstore.group_member_check(text, text) IS
 CREATE FUNCTION eventstore.group_poll(
 	subscription text,
 	member text,
-	max_count integer DEFAULT 1000)
+	max_count integer DEFAULT 1000,
+	wait interval DEFAULT NULL)
 RETURNS SETOF eventstore.recorded_event
 AS 'MODULE_PATHNAME', 'eventstore_subscription_gate'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION eventstore.group_poll(text, text, integer) IS
-'the next events of the partitions a group member leases, after their checkpoints, up to the head, in global order';
+COMMENT ON FUNCTION eventstore.group_poll(text, text, integer, interval) IS
+'the next events of the partitions a group member leases, after their checkpoints, up to the head, in global order; with wait, waits up to that long for some';
 
 CREATE FUNCTION eventstore.group_poll_internal(
-	subscription text, member text, max_count integer, caller regrole)
+	subscription text, member text, max_count integer, wait interval, caller regrole)
 RETURNS SETOF eventstore.recorded_event
 LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -741,10 +762,15 @@ DECLARE
 	head bigint;
 	last bigint;
 	n bigint;
+	deadline timestamptz;
 BEGIN
 	IF max_count IS NULL OR max_count < 1 THEN
 		RAISE EXCEPTION 'max_count must be at least 1' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	IF wait < interval '0' THEN
+		RAISE EXCEPTION 'wait must not be negative' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	deadline := clock_timestamp() + COALESCE(wait, interval '0');
 	s := eventstore.subscription_row(subscription, true, false, 'group_poll', caller);
 	PERFORM eventstore.group_member_check(s.name, member);
 	IF s.paused THEN
@@ -769,16 +795,29 @@ BEGIN
 	  FROM eventstore.subscription_partitions p
 	 WHERE p.subscription = s.name AND p.partition = ANY (parts);
 
-	-- the head first; the query below takes its snapshot afterwards
-	head := eventstore.head();
-	n := 0;
-	FOR r IN
-		SELECT * FROM eventstore.subscription_feed(afters, firsts, lasts, head,
-			max_count, s.event_types, s.stream_prefix, s.partition_keys)
 	LOOP
-		RETURN NEXT r;
-		n := n + 1;
-		last := r.insert_order;
+		-- the head first; the query below takes its snapshot afterwards
+		head := eventstore.head();
+		n := 0;
+		FOR r IN
+			SELECT * FROM eventstore.subscription_feed(afters, firsts, lasts, head,
+				max_count, s.event_types, s.stream_prefix, s.partition_keys)
+		LOOP
+			RETURN NEXT r;
+			n := n + 1;
+			last := r.insert_order;
+		END LOOP;
+		/*
+		 * Nothing up to the head in the member's partitions: with wait,
+		 * wait for the head to move past it (as poll does), then read on
+		 * from there.
+		 */
+		EXIT WHEN n > 0 OR wait IS NULL OR afters IS NULL OR clock_timestamp() >= deadline
+			   OR current_setting('transaction_isolation') <> 'read committed';
+		afters := ARRAY(SELECT greatest(a.after, head)
+						  FROM pg_catalog.unnest(afters) WITH ORDINALITY a(after, i)
+						 ORDER BY a.i);
+		PERFORM eventstore.wait_for(head, greatest(deadline - clock_timestamp(), interval '0'));
 	END LOOP;
 
 	/*
@@ -798,7 +837,7 @@ BEGIN
 	 WHERE p.subscription = s.name AND p.partition = ANY (parts);
 END
 $$;
-COMMENT ON FUNCTION eventstore.group_poll_internal(text, text, integer, regrole) IS
+COMMENT ON FUNCTION eventstore.group_poll_internal(text, text, integer, interval, regrole) IS
 'internal: group_poll, called through the gate';
 
 CREATE FUNCTION eventstore.group_ack(subscription text, member text, up_to bigint)

@@ -33,17 +33,18 @@ GRANT EXECUTE ON FUNCTION
 	eventstore.event(text, jsonb, jsonb, uuid, integer),
 	eventstore.bucket_of(text),
 	eventstore.head(),
+	eventstore.wait_for(bigint, interval),
 	eventstore.read_all(bigint, integer),
 	eventstore.open_feed(bigint, text),
 	eventstore.read_stream(text, bigint, integer, boolean),
 	eventstore.stream_version(text),
 	eventstore.open_appenders(),
 	eventstore.subscription_matches(text[], text, text[], text, text, text),
-	eventstore.poll(text, integer, bigint, boolean),
+	eventstore.poll(text, integer, bigint, boolean, interval),
 	eventstore.ack(text, bigint),
 	eventstore.group_join(text, text, interval),
 	eventstore.group_leave(text, text),
-	eventstore.group_poll(text, text, integer),
+	eventstore.group_poll(text, text, integer, interval),
 	eventstore.group_ack(text, text, bigint)
 	TO eventstore_reader;
 
@@ -52,6 +53,8 @@ GRANT EXECUTE ON FUNCTION
 	eventstore.append(text, jsonb, bigint, text),
 	eventstore.try_append(text, eventstore.event_in[], bigint, text),
 	eventstore.try_append(text, jsonb, bigint, text),
+	eventstore.append_multi(jsonb),
+	eventstore.try_append_multi(jsonb),
 	eventstore.signal(text, text)
 	TO eventstore_writer;
 

@@ -11,7 +11,7 @@
  * regtype prints them with eventstore outside the search_path.
  */
 BEGIN;
-SELECT plan(90);
+SELECT plan(92);
 
 -- Extension, schema, roles --------------------------------------------------
 
@@ -279,6 +279,7 @@ SELECT functions_are('eventstore',
 		  'create_subscription', 'drop_subscription', 'pause_subscription',
 		  'resume_subscription', 'subscription_matches', 'subscription_row',
 		  'subscription_authorize', 'subscription_feed', 'try_append',
+		  'append_multi', 'try_append_multi', 'wait_for',
 		  'poll', 'ack', 'group_join', 'group_leave', 'group_member_check',
 		  'group_poll', 'group_ack', 'signal',
 		  'create_subscription_internal', 'drop_subscription_internal',
@@ -295,6 +296,9 @@ SELECT has_function('eventstore', 'append', ARRAY['text', 'jsonb', 'bigint', 'te
 SELECT has_function('eventstore', 'try_append',
 	ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text']);
 SELECT has_function('eventstore', 'try_append', ARRAY['text', 'jsonb', 'bigint', 'text']);
+SELECT has_function('eventstore', 'append_multi', ARRAY['jsonb']);
+SELECT has_function('eventstore', 'wait_for', ARRAY['bigint', 'interval']);
+SELECT has_function('eventstore', 'try_append_multi', ARRAY['jsonb']);
 SELECT has_function('eventstore', 'bucket_of', ARRAY['text']);
 SELECT has_function('eventstore', 'head', ARRAY[]::name[]);
 SELECT has_function('eventstore', 'read_all', ARRAY['bigint', 'integer']);
@@ -326,6 +330,8 @@ SELECT results_eq(
 	  ('append',
 	   'stream_id text, events jsonb, expected_version bigint DEFAULT NULL::bigint, partition_key text DEFAULT NULL::text',
 	   'TABLE(event_id uuid, stream_order bigint, insert_order bigint, duplicate boolean)'),
+	  ('append_multi', 'streams jsonb',
+	   'TABLE(stream_id text, event_id uuid, stream_order bigint, insert_order bigint, duplicate boolean)'),
 	  ('bucket_of', 'partition_key text', 'integer'),
 	  ('create_subscription',
 	   'name text, start_from text DEFAULT ''beginning''::text, start_position bigint DEFAULT NULL::bigint, start_time timestamp with time zone DEFAULT NULL::timestamp with time zone, event_types text[] DEFAULT NULL::text[], stream_prefix text DEFAULT NULL::text, partition_keys text[] DEFAULT NULL::text[], consumer_group boolean DEFAULT false, owner regrole DEFAULT NULL::regrole',
@@ -339,7 +345,7 @@ SELECT results_eq(
 	   'TABLE(partition integer, first_bucket integer, last_bucket integer, checkpoint bigint)'),
 	  ('group_leave', 'subscription text, member text', 'boolean'),
 	  ('group_member_check', 'subscription text, member text', 'void'),
-	  ('group_poll', 'subscription text, member text, max_count integer DEFAULT 1000',
+	  ('group_poll', 'subscription text, member text, max_count integer DEFAULT 1000, wait interval DEFAULT NULL::interval',
 	   'SETOF eventstore.recorded_event'),
 	  ('head', '', 'bigint'),
 	  ('open_appenders', '',
@@ -348,7 +354,7 @@ SELECT results_eq(
 	   'refcursor'),
 	  ('pause_subscription', 'name text, paused boolean DEFAULT true', 'void'),
 	  ('poll',
-	   'subscription text, max_count integer DEFAULT 1000, after_position bigint DEFAULT NULL::bigint, lock boolean DEFAULT false',
+	   'subscription text, max_count integer DEFAULT 1000, after_position bigint DEFAULT NULL::bigint, lock boolean DEFAULT false, wait interval DEFAULT NULL::interval',
 	   'SETOF eventstore.recorded_event'),
 	  ('read_all', 'after_position bigint DEFAULT 0, max_count integer DEFAULT 1000',
 	   'SETOF eventstore.recorded_event'),
@@ -371,7 +377,10 @@ SELECT results_eq(
 	   'TABLE(event_id uuid, stream_order bigint, insert_order bigint, duplicate boolean, outcome text, stream_version bigint)'),
 	  ('try_append',
 	   'stream_id text, events jsonb, expected_version bigint DEFAULT NULL::bigint, partition_key text DEFAULT NULL::text',
-	   'TABLE(event_id uuid, stream_order bigint, insert_order bigint, duplicate boolean, outcome text, stream_version bigint)')$$,
+	   'TABLE(event_id uuid, stream_order bigint, insert_order bigint, duplicate boolean, outcome text, stream_version bigint)'),
+	  ('try_append_multi', 'streams jsonb',
+	   'TABLE(stream_id text, event_id uuid, stream_order bigint, insert_order bigint, duplicate boolean, outcome text, stream_version bigint)'),
+	  ('wait_for', 'after_position bigint, timeout interval DEFAULT ''00:00:30''::interval', 'bigint')$$,
 	'every API function has the documented arguments, defaults and result');
 
 SELECT function_returns('eventstore', 'event',
@@ -398,17 +407,15 @@ SELECT is_definer('eventstore', 'append', ARRAY['text', 'jsonb', 'bigint', 'text
 SELECT isnt_strict('eventstore', 'append', ARRAY['text', 'jsonb', 'bigint', 'text'],
 	'append (JSON) is CALLED ON NULL INPUT');
 SELECT is(
-	(SELECT proconfig FROM pg_catalog.pg_proc
-	  WHERE oid = 'eventstore.append(text, jsonb, bigint, text)'::regprocedure),
-	ARRAY['search_path=pg_catalog, pg_temp'],
-	'append (JSON) pins its search_path');
-SELECT is(
 	(SELECT array_agg(DISTINCT pg_catalog.array_to_string(proconfig, ','))
 	   FROM pg_catalog.pg_proc
-	  WHERE oid IN ('eventstore.try_append(text, eventstore.event_in[], bigint, text)'::regprocedure,
-					'eventstore.try_append(text, jsonb, bigint, text)'::regprocedure)),
+	  WHERE oid IN ('eventstore.append(text, jsonb, bigint, text)'::regprocedure,
+					'eventstore.try_append(text, eventstore.event_in[], bigint, text)'::regprocedure,
+					'eventstore.try_append(text, jsonb, bigint, text)'::regprocedure,
+					'eventstore.append_multi(jsonb)'::regprocedure,
+					'eventstore.try_append_multi(jsonb)'::regprocedure)),
 	ARRAY['search_path=pg_catalog, pg_temp'],
-	'both forms of try_append pin their search_path');
+	'the other writing functions pin their search_path as append does');
 SELECT is(
 	(SELECT proconfig FROM pg_catalog.pg_proc
 	  WHERE oid = 'eventstore.append(text, eventstore.event_in[], bigint, text)'::regprocedure),
@@ -435,8 +442,9 @@ SELECT results_eq(
 		FROM pg_catalog.pg_proc p
 	   WHERE p.pronamespace = 'eventstore'::regnamespace AND p.prosecdef
 	   ORDER BY 1$$,
-	$$VALUES ('append'), ('append'), ('try_append'), ('try_append')$$,
-	'exactly the two forms of append and of try_append are SECURITY DEFINER');
+	$$VALUES ('append'), ('append'), ('append_multi'), ('try_append'), ('try_append'),
+			 ('try_append_multi')$$,
+	'exactly the writing functions (append, try_append, their multi-stream forms) are SECURITY DEFINER');
 /*
  * Every subscription entry point is the C gate, SECURITY INVOKER, and has an
  * internal function of the same name with "_internal" appended, the same

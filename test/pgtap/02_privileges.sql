@@ -9,7 +9,7 @@
  * grants count.  03_roles.sql checks the same by acting as the roles.
  */
 BEGIN;
-SELECT plan(208);
+SELECT plan(220);
 
 -- Schema ----------------------------------------------------------------------
 
@@ -87,7 +87,9 @@ SELECT function_privs_are('eventstore', f.name, f.args,
 				 ELSE ARRAY['EXECUTE']::name[] END)
   FROM (VALUES (1, 'append'::name, ARRAY['text', 'jsonb', 'bigint', 'text']::name[]),
 			   (2, 'try_append', ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text']),
-			   (3, 'try_append', ARRAY['text', 'jsonb', 'bigint', 'text'])) f(n, name, args)
+			   (3, 'try_append', ARRAY['text', 'jsonb', 'bigint', 'text']),
+			   (4, 'append_multi', ARRAY['jsonb']),
+			   (5, 'try_append_multi', ARRAY['jsonb'])) f(n, name, args)
  CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
 			   (3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
  ORDER BY f.n, r.n;
@@ -104,12 +106,13 @@ SELECT function_privs_are('eventstore', f.name, f.args, r.role,
 			   (7, 'open_appenders', ARRAY[]::name[]),
 			   (8, 'open_feed', ARRAY['bigint', 'text']),
 			   (9, 'subscription_matches', ARRAY['text[]', 'text', 'text[]', 'text', 'text', 'text']),
-			   (10, 'poll', ARRAY['text', 'integer', 'bigint', 'boolean']),
+			   (10, 'poll', ARRAY['text', 'integer', 'bigint', 'boolean', 'interval']),
 			   (11, 'ack', ARRAY['text', 'bigint']),
 			   (12, 'group_join', ARRAY['text', 'text', 'interval']),
 			   (13, 'group_leave', ARRAY['text', 'text']),
-			   (14, 'group_poll', ARRAY['text', 'text', 'integer']),
-			   (15, 'group_ack', ARRAY['text', 'text', 'bigint'])) f(n, name, args)
+			   (14, 'group_poll', ARRAY['text', 'text', 'integer', 'interval']),
+			   (15, 'group_ack', ARRAY['text', 'text', 'bigint']),
+			   (16, 'wait_for', ARRAY['bigint', 'interval'])) f(n, name, args)
  CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
 					(3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
  ORDER BY f.n, r.n;

@@ -27,7 +27,7 @@ CREATE ROLE pgtap05_writer NOLOGIN IN ROLE eventstore_writer;
 CREATE ROLE pgtap05_admin NOLOGIN IN ROLE eventstore_admin;
 -- the one that does not inherit gets what it needs to reach the check
 GRANT USAGE ON SCHEMA eventstore TO pgtap05_noinherit;
-GRANT EXECUTE ON FUNCTION eventstore.poll(text, integer, bigint, boolean) TO pgtap05_noinherit;
+GRANT EXECUTE ON FUNCTION eventstore.poll(text, integer, bigint, boolean, interval) TO pgtap05_noinherit;
 
 -- An admin creates two subscriptions for the owner role and one for itself.
 SET ROLE pgtap05_admin;
@@ -192,7 +192,7 @@ RESET ROLE;
 
 SET ROLE pgtap05_reader;
 SELECT throws_ok(
-	$$SELECT * FROM eventstore.poll_internal('pgtap05_plain', 10, NULL, false, 'pgtap05_owner')$$,
+	$$SELECT * FROM eventstore.poll_internal('pgtap05_plain', 10, NULL, false, NULL, 'pgtap05_owner')$$,
 	'42501', 'permission denied for function poll_internal',
 	'nobody may call an internal function');
 RESET ROLE;

@@ -4,7 +4,7 @@
 #	each request a server connection that other clients used before and will
 #	use after: the follower keeps nothing there (no named prepared
 #	statement, so a second run on the same server connection works), and
-#	with --no-listen it wakes by polling alone.  In session mode LISTEN
+#	with --no-listen it waits with eventstore.wait_for.  In session mode LISTEN
 #	works as on a direct connection.  In every mode each run prints exactly
 #	the stored events, in insert_order, once; --ack moves the subscription's
 #	checkpoint so that the next run prints only what is new; a follower left
@@ -169,11 +169,11 @@ for my $mode (@modes)
 		'a subscription with --ack, run 2');
 
 	# Following while events are appended.  In session mode a notification
-	# wakes the follower (a poll interval of ten minutes cannot); in the
-	# other modes it polls.
+	# wakes the follower, in the other modes eventstore.wait_for does (a
+	# poll interval of ten minutes cannot, either way).
 	my @wake = $mode eq 'session'
 	  ? ('--poll-interval', '600000')
-	  : ('--no-listen', '--poll-interval', '200');
+	  : ('--no-listen', '--poll-interval', '600000');
 	my $from = stored_events($node)->[-1]{position};
 	my ($h, $hout, $herr) = start_follow(@wake, '-b', '7', '--from', $from, via($mode));
 	settle($h, $hout, 1);
