@@ -357,6 +357,37 @@ es_begin_read_scan(CustomScanState *node, EState *estate, int eflags)
 }
 
 /*
+ * Evaluate the function's arguments into the scan's argument memory, which
+ * is left current (the previous context is returned): the checks that
+ * follow allocate what they derive there too.  Values passed by reference
+ * are copied, since they may live in per-row memory.
+ */
+static MemoryContext
+es_eval_args(EsReadScanState *state, Datum *values, bool *nulls)
+{
+	ExprContext *econtext = state->css.ss.ps.ps_ExprContext;
+	MemoryContext old;
+	int			i = 0;
+	ListCell   *lc;
+
+	MemoryContextReset(state->argcxt);
+	old = MemoryContextSwitchTo(state->argcxt);
+	foreach(lc, state->args)
+	{
+		ExprState  *arg = (ExprState *) lfirst(lc);
+		int16		typlen;
+		bool		typbyval;
+
+		values[i] = ExecEvalExpr(arg, econtext, &nulls[i]);
+		get_typlenbyval(exprType((Node *) arg->expr), &typlen, &typbyval);
+		if (!nulls[i] && !typbyval)
+			values[i] = datumCopy(values[i], false, typlen);
+		i++;
+	}
+	return old;
+}
+
+/*
  * read_stream's first row asked for: the arguments (once until they may
  * have changed: a function scan does not call the function again on a
  * rescan either, even if an argument is volatile), then the scan.
@@ -364,27 +395,14 @@ es_begin_read_scan(CustomScanState *node, EState *estate, int eflags)
 static void
 es_start_stream(EsReadScanState *state)
 {
-	ExprContext *econtext = state->css.ss.ps.ps_ExprContext;
 	EState	   *estate = state->css.ss.ps.state;
 
 	if (!state->have_args)
 	{
 		Datum		values[4];
 		bool		nulls[4];
-		MemoryContext old;
-		int			i = 0;
-		ListCell   *lc;
+		MemoryContext old = es_eval_args(state, values, nulls);
 
-		MemoryContextReset(state->argcxt);
-		old = MemoryContextSwitchTo(state->argcxt);
-		foreach(lc, state->args)
-		{
-			values[i] = ExecEvalExpr((ExprState *) lfirst(lc), econtext, &nulls[i]);
-			/* the stream id must outlive the per-row memory it may be in */
-			if (i == 0 && !nulls[i])
-				values[i] = datumCopy(values[i], false, -1);
-			i++;
-		}
 		EsCheckStreamScanArgs(values, nulls, &state->stream_args);
 		MemoryContextSwitchTo(old);
 		state->have_args = true;
@@ -439,27 +457,14 @@ es_start_feed(EsReadScanState *state)
 static void
 es_start_subscription(EsReadScanState *state)
 {
-	ExprContext *econtext = state->css.ss.ps.ps_ExprContext;
 	EState	   *estate = state->css.ss.ps.state;
 
 	if (!state->have_args)
 	{
 		Datum		values[ES_SUBSCRIPTION_FEED_NARGS];
 		bool		nulls[ES_SUBSCRIPTION_FEED_NARGS];
-		MemoryContext old;
-		int			i = 0;
-		ListCell   *lc;
+		MemoryContext old = es_eval_args(state, values, nulls);
 
-		MemoryContextReset(state->argcxt);
-		old = MemoryContextSwitchTo(state->argcxt);
-		foreach(lc, state->args)
-		{
-			values[i] = ExecEvalExpr((ExprState *) lfirst(lc), econtext, &nulls[i]);
-			/* arrays and text must outlive the per-row memory they may be in */
-			if (!nulls[i] && i != 3 && i != 4)
-				values[i] = datumCopy(values[i], false, -1);
-			i++;
-		}
 		EsCheckSubscriptionFeedArgs(values, nulls, &state->request);
 		MemoryContextSwitchTo(old);
 		state->have_args = true;
