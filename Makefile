@@ -10,6 +10,7 @@ OBJS = \
 	src/hash.o \
 	src/spi.o \
 	src/shmem.o \
+	src/metrics.o \
 	src/launcher.o \
 	src/position.o \
 	src/head.o \

@@ -75,6 +75,7 @@
 #include "guard.h"
 #include "guc.h"
 #include "hash.h"
+#include "metrics.h"
 #include "position.h"
 #include "shmem.h"
 #include "stream.h"
@@ -160,6 +161,7 @@ es_check_expected_version(int64 expected)
 static void
 es_wrong_version(EsStream *stream, int64 expected)
 {
+	EsCount(EsMyDatabase(), ES_COUNT_CONFLICTS, 1);
 	ereport(ERROR,
 			(errcode(ERRCODE_ES_WRONG_EXPECTED_VERSION),
 			 errmsg("wrong expected version for stream \"%s\"",
@@ -167,6 +169,23 @@ es_wrong_version(EsStream *stream, int64 expected)
 			 errdetail("Expected version %lld, but the stream's version is %lld.",
 					   (long long) expected, (long long) stream->version),
 			 errhint("Read the stream again and retry with its current version.")));
+}
+
+/* Bytes of data and metadata of the events that are not duplicates. */
+static int64
+es_fresh_bytes(const EsEvent *events, int n)
+{
+	int64		bytes = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		if (events[i].duplicate)
+			continue;
+		bytes += VARSIZE_ANY(DatumGetPointer(events[i].data));
+		if (!events[i].metadata_null)
+			bytes += VARSIZE_ANY(DatumGetPointer(events[i].metadata));
+	}
+	return bytes;
 }
 
 /* Whether the stream's version is what the caller expects. */
@@ -566,6 +585,10 @@ es_append(FunctionCallInfo fcinfo, bool json, bool try)
 		}
 		es_close_leaf(&leaf);
 	}
+	if (conflict)
+		EsCount(EsMyDatabase(), ES_COUNT_CONFLICTS, 1);
+	else
+		EsCountAppend(nfresh, n - nfresh, es_fresh_bytes(events, n));
 
 	if (try)
 	{
@@ -844,6 +867,7 @@ es_multi_wrong_versions(EsMultiEntry *entries, int count, int nconflicts)
 {
 	StringInfoData detail;
 
+	EsCount(EsMyDatabase(), ES_COUNT_CONFLICTS, nconflicts);
 	initStringInfo(&detail);
 	for (int i = 0; i < count; i++)
 	{
@@ -1057,6 +1081,25 @@ es_append_multi(FunctionCallInfo fcinfo, bool try)
 			ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(caller);
 		CurrentResourceOwner = owner;
+	}
+
+	if (nconflicts > 0)
+		EsCount(EsMyDatabase(), ES_COUNT_CONFLICTS, nconflicts);
+	else
+	{
+		int64		fresh = 0;
+		int64		duplicates = 0;
+		int64		bytes = 0;
+
+		for (int i = 0; i < count; i++)
+		{
+			if (entries[i].check)
+				continue;
+			fresh += entries[i].nfresh;
+			duplicates += entries[i].n - entries[i].nfresh;
+			bytes += es_fresh_bytes(entries[i].events, entries[i].n);
+		}
+		EsCountAppend(fresh, duplicates, bytes);
 	}
 
 	es_multi_put(rsinfo, entries, count, nconflicts > 0, try);

@@ -5,8 +5,8 @@
  *
  * _PG_init only delegates: GUCs first, so that shared memory can be sized
  * from them, then shared memory, the transaction callbacks of the position
- * allocator and of the head, the launcher of the tickers, the utility
- * hook, and the planner hook of the streaming feed scan.
+ * allocator, of the head and of the counters, the launcher of the tickers,
+ * the utility hook, and the planner hook of the streaming feed scan.
  *
  * src/eventstore.c
  *
@@ -21,6 +21,7 @@
 #include "guc.h"
 #include "head.h"
 #include "launcher.h"
+#include "metrics.h"
 #include "position.h"
 #include "shmem.h"
 #include "utility.h"
@@ -36,6 +37,7 @@ _PG_init(void)
 	EsShmemInit();
 	EsPositionInit();
 	EsHeadInit();
+	EsMetricsInit();
 	EsLauncherInit();
 	EsUtilityInit();
 	EsReadScanInit();

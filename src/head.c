@@ -57,6 +57,7 @@
 
 #include "eventstore.h"
 #include "head.h"
+#include "metrics.h"
 #include "position.h"
 #include "shmem.h"
 #include "spi.h"
@@ -396,6 +397,7 @@ eventstore_wait_for(PG_FUNCTION_ARGS)
 	TimestampTz deadline;
 	int64		head;
 	bool		known = true;
+	EsDatabase *db;
 
 	EsCheckLoaded();
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -409,6 +411,8 @@ eventstore_wait_for(PG_FUNCTION_ARGS)
 				 errmsg("after_position must not be negative")));
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 										   es_interval_ms(PG_GETARG_INTERVAL_P(1)));
+	db = EsMyDatabase();
+	EsCount(db, ES_COUNT_WAITS, 1);
 
 	if (RecoveryInProgress())
 	{
@@ -427,12 +431,9 @@ eventstore_wait_for(PG_FUNCTION_ARGS)
 			ResetLatch(MyLatch);
 			CHECK_FOR_INTERRUPTS();
 		}
-		PG_RETURN_INT64(head);
 	}
-
+	else
 	{
-		EsDatabase *db = EsMyDatabase();
-
 		ConditionVariablePrepareToSleep(&db->head_moved);
 		for (;;)
 		{
@@ -448,5 +449,7 @@ eventstore_wait_for(PG_FUNCTION_ARGS)
 		}
 		ConditionVariableCancelSleep();
 	}
+	if (head <= after)
+		EsCount(db, ES_COUNT_WAIT_TIMEOUTS, 1);
 	PG_RETURN_INT64(head);
 }

@@ -131,6 +131,9 @@ es_shmem_startup(void)
 			db->dboid = InvalidOid;
 			db->lock = &locks[1 + i].lock;
 			ConditionVariableInit(&db->head_moved);
+			for (int c = 0; c < ES_NUM_COUNTERS; c++)
+				pg_atomic_init_u64(&db->counters[c], 0);
+			pg_atomic_init_u64(&db->counters_reset_at, 0);
 			db->slots = (EsSlot *) p;
 			p += MAXALIGN(es_shared->nslots * sizeof(EsSlot));
 			db->ring = (EsCommit *) p;
@@ -199,6 +202,9 @@ es_reset_entry(EsDatabase *db, Oid dboid)
 	db->ticker_stops = 0;
 	db->ticker_recheck = false;
 	memset(db->slots, 0, es_shared->nslots * sizeof(EsSlot));
+	for (int c = 0; c < ES_NUM_COUNTERS; c++)
+		pg_atomic_write_u64(&db->counters[c], 0);
+	pg_atomic_write_u64(&db->counters_reset_at, (uint64) GetCurrentTimestamp());
 }
 
 /*

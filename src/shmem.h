@@ -14,6 +14,7 @@
 #define ES_SHMEM_H
 
 #include "access/transam.h"
+#include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -34,6 +35,25 @@ typedef struct EsSlot
 	FullTransactionId xid;
 	TimestampTz xact_start;
 } EsSlot;
+
+/*
+ * The counters of one database (metrics.c).  ES_COUNT_APPENDS to
+ * ES_COUNT_BYTES count committed work; the others count as it happens.
+ */
+typedef enum EsCounterId
+{
+	ES_COUNT_APPENDS,			/* append calls committed */
+	ES_COUNT_EVENTS,			/* events stored and committed */
+	ES_COUNT_DUPLICATES,		/* events found stored already, committed */
+	ES_COUNT_BYTES,				/* data and metadata of the events committed */
+	ES_COUNT_ROLLED_BACK,		/* events stored by transactions that aborted */
+	ES_COUNT_CONFLICTS,			/* wrong expected versions */
+	ES_COUNT_TICKS,				/* ticks recorded */
+	ES_COUNT_WAKEUPS,			/* waiters woken by the ticker */
+	ES_COUNT_WAITS,				/* wait_for calls */
+	ES_COUNT_WAIT_TIMEOUTS,		/* wait_for calls that timed out */
+	ES_NUM_COUNTERS
+} EsCounterId;
 
 /*
  * The state of one database.  dboid changes only under the registry lock
@@ -65,6 +85,10 @@ typedef struct EsDatabase
 
 	/* waiters for the head to move (head.c), woken by the ticker */
 	ConditionVariable head_moved;
+
+	/* counters (metrics.c): atomics, read and added without the lock */
+	pg_atomic_uint64 counters[ES_NUM_COUNTERS];
+	pg_atomic_uint64 counters_reset_at; /* a TimestampTz */
 
 	EsSlot	   *slots;			/* EsSlotCount() entries, one per backend */
 	EsCommit   *ring;			/* EsRingSize() entries */

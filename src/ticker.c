@@ -80,6 +80,7 @@
 #include "guc.h"
 #include "head.h"
 #include "launcher.h"
+#include "metrics.h"
 #include "shmem.h"
 #include "spi.h"
 
@@ -440,11 +441,13 @@ eventstore_ticker_main(Datum main_arg)
 		{
 			/* eventstore.wait_for() callers look at the head again */
 			ConditionVariableBroadcast(&ticker_db->head_moved);
+			EsCount(ticker_db, ES_COUNT_WAKEUPS, 1);
 			last_tick = now;
 			if (es_tick_guarded(&last_head, prune, &recorded, &excess, &present))
 			{
 				if (!present)
 					break;
+				EsCount(ticker_db, ES_COUNT_TICKS, recorded);
 				failures = 0;
 				unpruned += recorded;
 				if (prune)

@@ -37,11 +37,17 @@ ES_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # images but prove and pkill come from them.  pgbouncer is for
 # test/t/008_pooler.pl, which starts its own (the package's service is not
 # used).  PgQ is a peer of eventstore in test/bench (no pgqd: the suite
-# ticks its queues itself).
+# ticks its queues itself).  prometheus-postgres-exporter is for
+# test/t/013_metrics.pl, which runs its own with
+# monitoring/postgres_exporter.yaml.  python3-psycopg2 (for
+# /usr/bin/python3) and node with its npm run the client examples of
+# test/clients (test/t/011_clients.pl, 012_pgbouncer_modes.pl); Debian's
+# nodejs and npm are installed only where no node is found, since a node
+# installed otherwise brings an npm that Debian's npm would conflict with.
 ES_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR
 	postgresql-$PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl
 	libipc-run-perl make gcc libc6-dev perl procps pgbouncer
-	postgresql-$PG_MAJOR-pgq3"
+	postgresql-$PG_MAJOR-pgq3 prometheus-postgres-exporter python3-psycopg2"
 
 ES_WORK=""
 ES_CLUSTERS=()
@@ -92,6 +98,7 @@ es_install_packages() {
 	for pkg in $ES_PACKAGES; do
 		es_pkg_installed "$pkg" || missing+=("$pkg")
 	done
+	command -v node >/dev/null || missing+=(nodejs npm)
 	if [ ${#missing[@]} -eq 0 ]; then
 		return 0
 	fi

@@ -16,7 +16,7 @@
  * with the extension's.  So the schema must be owned by a superuser, hold no
  * object but the extension itself (as DROP SCHEMA finds them, through
  * pg_depend) and grant nothing to other roles (USAGE to eventstore_reader
- * aside, which DROP EXTENSION leaves): as CREATE EXTENSION makes it.
+ * and eventstore_monitor aside, which DROP EXTENSION leaves): as CREATE EXTENSION makes it.
  * 55000: the caller may install extensions; the schema is in the wrong state.
  */
 DO $schema$
@@ -40,7 +40,8 @@ BEGIN
 				AND d.objid OPERATOR(pg_catalog.=)
 					(SELECT e.oid FROM pg_catalog.pg_extension e
 					  WHERE e.extname OPERATOR(pg_catalog.=) 'eventstore'));
-	-- USAGE for eventstore_reader is what a dropped install leaves behind
+	-- USAGE for eventstore_reader and eventstore_monitor is what a dropped
+	-- install leaves behind
 	SELECT pg_catalog.count(*) INTO grantees
 	  FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
 	 WHERE n.oid OPERATOR(pg_catalog.=) nsp
@@ -48,7 +49,8 @@ BEGIN
 	   AND NOT (a.privilege_type OPERATOR(pg_catalog.=) 'USAGE'
 				AND a.grantee OPERATOR(pg_catalog.=) ANY
 					(SELECT r.oid FROM pg_catalog.pg_roles r
-					  WHERE r.rolname OPERATOR(pg_catalog.=) 'eventstore_reader'));
+					  WHERE r.rolname OPERATOR(pg_catalog.=) ANY
+						  (ARRAY['eventstore_reader', 'eventstore_monitor'])));
 
 	IF NOT owner_is_super THEN
 		problem := pg_catalog.format('It is owned by role "%s", which is not a superuser.', owner);
@@ -83,10 +85,15 @@ BEGIN
 	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'eventstore_admin') THEN
 		CREATE ROLE eventstore_admin NOLOGIN;
 	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'eventstore_monitor') THEN
+		CREATE ROLE eventstore_monitor NOLOGIN;
+	END IF;
 END
 $roles$;
 
 GRANT eventstore_reader TO eventstore_writer;
 GRANT eventstore_writer TO eventstore_admin;
 
-GRANT USAGE ON SCHEMA eventstore TO eventstore_reader;
+GRANT eventstore_monitor TO eventstore_reader;
+
+GRANT USAGE ON SCHEMA eventstore TO eventstore_reader, eventstore_monitor;

@@ -44,10 +44,12 @@ CREATE TABLE eventstore.subscriptions (
 	partition_keys	text[],
 	paused			boolean NOT NULL DEFAULT false,
 	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	acked_at		timestamptz
+	acked_at		timestamptz,
+	max_attempts	integer NOT NULL DEFAULT 5
+		CHECK (max_attempts BETWEEN 1 AND 1000)
 );
 COMMENT ON TABLE eventstore.subscriptions IS
-'durable subscriptions: owner, checkpoint (plain ones), filter, paused';
+'durable subscriptions: owner, checkpoint (plain ones), filter, paused, attempts before a dead letter stays parked';
 
 CREATE TABLE eventstore.subscription_partitions (
 	subscription	text NOT NULL
@@ -133,17 +135,18 @@ CREATE FUNCTION eventstore.create_subscription(
 	stream_prefix text DEFAULT NULL,
 	partition_keys text[] DEFAULT NULL,
 	consumer_group boolean DEFAULT false,
-	owner regrole DEFAULT NULL)
+	owner regrole DEFAULT NULL,
+	max_attempts integer DEFAULT 5)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'eventstore_subscription_gate'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION eventstore.create_subscription(text, text, bigint, timestamptz, text[], text, text[], boolean, regrole) IS
+COMMENT ON FUNCTION eventstore.create_subscription(text, text, bigint, timestamptz, text[], text, text[], boolean, regrole, integer) IS
 'creates a durable subscription owned by owner (default: the calling role); returns its starting checkpoint';
 
 CREATE FUNCTION eventstore.create_subscription_internal(
 	name text, start_from text, start_position bigint, start_time timestamptz,
 	event_types text[], stream_prefix text, partition_keys text[],
-	consumer_group boolean, owner regrole, caller regrole)
+	consumer_group boolean, owner regrole, max_attempts integer, caller regrole)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -152,9 +155,13 @@ DECLARE
 	start bigint;
 	nparts integer;
 BEGIN
-	IF name IS NULL OR start_from IS NULL OR consumer_group IS NULL THEN
-		RAISE EXCEPTION 'name, start_from and consumer_group must not be null'
+	IF name IS NULL OR start_from IS NULL OR consumer_group IS NULL OR max_attempts IS NULL THEN
+		RAISE EXCEPTION 'name, start_from, consumer_group and max_attempts must not be null'
 			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF max_attempts NOT BETWEEN 1 AND 1000 THEN
+		RAISE EXCEPTION 'max_attempts must be between 1 and 1000'
+			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	IF name = '' OR octet_length(name) > 200 THEN
 		RAISE EXCEPTION 'subscription name must have 1 to 200 bytes'
@@ -222,12 +229,13 @@ BEGIN
 	END IF;
 
 	INSERT INTO eventstore.subscriptions AS s
-		(name, owner, checkpoint, consumer_group, event_types, stream_prefix, partition_keys)
+		(name, owner, checkpoint, consumer_group, event_types, stream_prefix, partition_keys,
+		 max_attempts)
 	VALUES (create_subscription_internal.name,
 			COALESCE(create_subscription_internal.owner, caller), start,
 			create_subscription_internal.consumer_group,
 			create_subscription_internal.event_types, create_subscription_internal.stream_prefix,
-			create_subscription_internal.partition_keys);
+			create_subscription_internal.partition_keys, create_subscription_internal.max_attempts);
 
 	IF consumer_group THEN
 		SELECT count(*) INTO nparts FROM pg_inherits
@@ -245,7 +253,7 @@ EXCEPTION
 			USING ERRCODE = 'duplicate_object';
 END
 $$;
-COMMENT ON FUNCTION eventstore.create_subscription_internal(text, text, bigint, timestamptz, text[], text, text[], boolean, regrole, regrole) IS
+COMMENT ON FUNCTION eventstore.create_subscription_internal(text, text, bigint, timestamptz, text[], text, text[], boolean, regrole, integer, regrole) IS
 'internal: create_subscription, called through the gate';
 
 CREATE FUNCTION eventstore.drop_subscription(name text, if_exists boolean DEFAULT false)
@@ -414,7 +422,8 @@ DECLARE
 	from_position bigint;
 	read_from bigint;
 	deadline timestamptz;
-	n bigint;
+	n bigint := 0;
+	budget integer := max_count;
 BEGIN
 	IF max_count IS NULL OR max_count < 1 THEN
 		RAISE EXCEPTION 'max_count must be at least 1' USING ERRCODE = 'invalid_parameter_value';
@@ -432,19 +441,35 @@ BEGIN
 	from_position := greatest(s.checkpoint, COALESCE(after_position, 0));
 	deadline := clock_timestamp() + COALESCE(wait, interval '0');
 
+	/*
+	 * Dead letters that are due come first (src/sql/55_dead_letters.sql),
+	 * when reading from the checkpoint, and in a read-write transaction on
+	 * the primary (they are marked as delivered).  If they fill max_count,
+	 * the events after the checkpoint wait for the next poll.
+	 */
+	IF after_position IS NULL AND NOT pg_is_in_recovery()
+	   AND current_setting('transaction_read_only') = 'off' THEN
+		RETURN QUERY SELECT * FROM eventstore.dead_letter_redeliver(s.name, max_count, NULL, NULL);
+		GET DIAGNOSTICS n = ROW_COUNT;
+		budget := max_count - n;
+		IF budget = 0 THEN
+			RETURN;
+		END IF;
+	END IF;
+
 	read_from := from_position;
 	LOOP
 		-- the head first; the query below takes its snapshot afterwards
 		head := eventstore.head();
 		RETURN QUERY
 			SELECT * FROM eventstore.subscription_feed(ARRAY[read_from], NULL, NULL,
-				head, max_count, s.event_types, s.stream_prefix, s.partition_keys);
+				head, budget, s.event_types, s.stream_prefix, s.partition_keys);
 		GET DIAGNOSTICS n = ROW_COUNT;
 		/*
 		 * Nothing up to the head: with wait, wait for the head to move past
 		 * it (in READ COMMITTED only: a transaction snapshot's head stays).
 		 */
-		EXIT WHEN n > 0 OR wait IS NULL OR clock_timestamp() >= deadline
+		EXIT WHEN n > 0 OR budget < max_count OR wait IS NULL OR clock_timestamp() >= deadline
 			   OR current_setting('transaction_isolation') <> 'read committed';
 		read_from := greatest(read_from, head);
 		PERFORM eventstore.wait_for(head, greatest(deadline - clock_timestamp(), interval '0'));
@@ -490,7 +515,12 @@ BEGIN
 	END IF;
 	UPDATE eventstore.subscriptions x SET checkpoint = up_to, acked_at = now()
 	 WHERE x.name = s.name AND x.checkpoint < up_to;
-	RETURN FOUND;
+	IF FOUND THEN
+		PERFORM eventstore.dead_letter_settle(s.name, up_to, NULL, NULL);
+		RETURN true;
+	END IF;
+	-- dead letters redelivered: settled by an ack that covers them
+	RETURN eventstore.dead_letter_settle(s.name, up_to, NULL, NULL) > 0;
 END
 $$;
 COMMENT ON FUNCTION eventstore.ack_internal(text, bigint, regrole) IS
@@ -762,6 +792,7 @@ DECLARE
 	head bigint;
 	last bigint;
 	n bigint;
+	budget integer := max_count;
 	deadline timestamptz;
 BEGIN
 	IF max_count IS NULL OR max_count < 1 THEN
@@ -795,13 +826,23 @@ BEGIN
 	  FROM eventstore.subscription_partitions p
 	 WHERE p.subscription = s.name AND p.partition = ANY (parts);
 
+	-- the due dead letters of these partitions first, as poll does
+	IF afters IS NOT NULL THEN
+		RETURN QUERY SELECT * FROM eventstore.dead_letter_redeliver(s.name, max_count, firsts, lasts);
+		GET DIAGNOSTICS n = ROW_COUNT;
+		budget := max_count - n;
+		IF budget = 0 THEN
+			RETURN;
+		END IF;
+	END IF;
+
 	LOOP
 		-- the head first; the query below takes its snapshot afterwards
 		head := eventstore.head();
 		n := 0;
 		FOR r IN
 			SELECT * FROM eventstore.subscription_feed(afters, firsts, lasts, head,
-				max_count, s.event_types, s.stream_prefix, s.partition_keys)
+				budget, s.event_types, s.stream_prefix, s.partition_keys)
 		LOOP
 			RETURN NEXT r;
 			n := n + 1;
@@ -812,7 +853,8 @@ BEGIN
 		 * wait for the head to move past it (as poll does), then read on
 		 * from there.
 		 */
-		EXIT WHEN n > 0 OR wait IS NULL OR afters IS NULL OR clock_timestamp() >= deadline
+		EXIT WHEN n > 0 OR budget < max_count OR wait IS NULL OR afters IS NULL
+			   OR clock_timestamp() >= deadline
 			   OR current_setting('transaction_isolation') <> 'read committed';
 		afters := ARRAY(SELECT greatest(a.after, head)
 						  FROM pg_catalog.unnest(afters) WITH ORDINALITY a(after, i)
@@ -826,7 +868,7 @@ BEGIN
 	 * up to the head when it returned all there was.  group_ack moves
 	 * checkpoints no further than that; an empty poll moves them at once.
 	 */
-	IF n < max_count THEN
+	IF n < budget THEN
 		last := head;
 	END IF;
 	UPDATE eventstore.subscription_partitions p
@@ -856,6 +898,8 @@ AS $$
 DECLARE
 	s eventstore.subscriptions;
 	moved integer;
+	firsts integer[];
+	lasts integer[];
 BEGIN
 	IF up_to IS NULL OR up_to < 0 THEN
 		RAISE EXCEPTION 'up_to must be a position (0 or more)' USING ERRCODE = 'invalid_parameter_value';
@@ -876,6 +920,15 @@ BEGIN
 							  AND q.checkpoint < least(up_to, q.polled_to)
 							FOR NO KEY UPDATE SKIP LOCKED);
 	GET DIAGNOSTICS moved = ROW_COUNT;
+	-- the dead letters redelivered in the member's partitions, up to up_to
+	SELECT pg_catalog.array_agg(q.first_bucket), pg_catalog.array_agg(q.last_bucket)
+	  INTO firsts, lasts
+	  FROM (SELECT x.first_bucket, x.last_bucket FROM eventstore.subscription_partitions x
+			 WHERE x.subscription = s.name AND x.member = group_ack_internal.member
+			   FOR NO KEY UPDATE SKIP LOCKED) q;
+	IF firsts IS NOT NULL THEN
+		PERFORM eventstore.dead_letter_settle(s.name, up_to, firsts, lasts);
+	END IF;
 	RETURN moved;
 END
 $$;

@@ -1,6 +1,8 @@
 /*
  * Privileges.  Nothing is granted to PUBLIC; PUBLIC does not even have USAGE
- * on the schema.  Readers may read everything and consume subscriptions
+ * on the schema.  Monitors may read the counters, the head and the lag of
+ * subscriptions, never an event; readers
+ * (who are monitors too) may read everything and consume subscriptions
  * (poll, acknowledge, join groups), writers also append and send signals,
  * admins hold both and alone create, drop, pause and resume subscriptions.
  * EXECUTE is only the first check: a subscription is used only by roles with
@@ -26,7 +28,7 @@ $grant_partitions$;
 GRANT SELECT ON SEQUENCE eventstore.position_blocks TO eventstore_reader;
 GRANT SELECT ON eventstore.ticks, eventstore.subscriptions,
 	eventstore.subscription_partitions, eventstore.subscription_members,
-	eventstore.subscription_lag
+	eventstore.subscription_lag, eventstore.dead_letters, eventstore.dead_letter_events
 	TO eventstore_reader;
 
 GRANT EXECUTE ON FUNCTION
@@ -45,7 +47,9 @@ GRANT EXECUTE ON FUNCTION
 	eventstore.group_join(text, text, interval),
 	eventstore.group_leave(text, text),
 	eventstore.group_poll(text, text, integer, interval),
-	eventstore.group_ack(text, text, bigint)
+	eventstore.group_ack(text, text, bigint),
+	eventstore.nack(text, bigint, text, interval),
+	eventstore.group_nack(text, text, bigint, text, interval)
 	TO eventstore_reader;
 
 GRANT EXECUTE ON FUNCTION
@@ -58,9 +62,22 @@ GRANT EXECUTE ON FUNCTION
 	eventstore.signal(text, text)
 	TO eventstore_writer;
 
+GRANT SELECT ON eventstore.stats, eventstore.subscription_lag TO eventstore_monitor;
 GRANT EXECUTE ON FUNCTION
-	eventstore.create_subscription(text, text, bigint, timestamptz, text[], text, text[], boolean, regrole),
+	eventstore.head(),
+	eventstore.stats_counters(),
+	eventstore.subscription_matches(text[], text, text[], text, text, text)
+	TO eventstore_monitor;
+
+GRANT EXECUTE ON FUNCTION
+	eventstore.reset_stats()
+	TO eventstore_admin;
+
+GRANT EXECUTE ON FUNCTION
+	eventstore.create_subscription(text, text, bigint, timestamptz, text[], text, text[], boolean, regrole, integer),
 	eventstore.drop_subscription(text, boolean),
 	eventstore.pause_subscription(text, boolean),
-	eventstore.resume_subscription(text)
+	eventstore.resume_subscription(text),
+	eventstore.replay_dead_letters(text, bigint[]),
+	eventstore.drop_dead_letters(text, bigint[])
 	TO eventstore_admin;

@@ -11,7 +11,7 @@
  * regtype prints them with eventstore outside the search_path.
  */
 BEGIN;
-SELECT plan(92);
+SELECT plan(96);
 
 -- Extension, schema, roles --------------------------------------------------
 
@@ -31,13 +31,20 @@ SELECT ok(
 SELECT has_role('eventstore_reader');
 SELECT has_role('eventstore_writer');
 SELECT has_role('eventstore_admin');
+SELECT has_role('eventstore_monitor');
 SELECT is(
 	(SELECT count(*)::int FROM pg_catalog.pg_roles
-	  WHERE rolname IN ('eventstore_reader', 'eventstore_writer', 'eventstore_admin')
+	  WHERE rolname IN ('eventstore_reader', 'eventstore_writer', 'eventstore_admin',
+						'eventstore_monitor')
 		AND NOT rolcanlogin AND NOT rolsuper AND NOT rolbypassrls
 		AND NOT rolcreaterole AND NOT rolcreatedb),
-	3,
-	'the three roles are NOLOGIN and hold no role attributes');
+	4,
+	'the four roles are NOLOGIN and hold no role attributes');
+SELECT is_member_of('eventstore_monitor', ARRAY['eventstore_reader'],
+	'eventstore_reader is a member of eventstore_monitor');
+SELECT ok(
+	NOT pg_catalog.pg_has_role('eventstore_monitor', 'eventstore_reader', 'MEMBER'),
+	'eventstore_monitor is not a member of eventstore_reader');
 SELECT is_member_of('eventstore_reader', ARRAY['eventstore_writer'],
 	'eventstore_writer is a member of eventstore_reader');
 SELECT is_member_of('eventstore_writer', ARRAY['eventstore_admin'],
@@ -52,14 +59,19 @@ SELECT ok(
 -- Relations -------------------------------------------------------------------
 
 SELECT tables_are('eventstore',
-	ARRAY['events', 'streams', 'ticks', 'subscriptions',
+	ARRAY['events', 'streams', 'ticks', 'subscriptions', 'dead_letters',
 		  'subscription_partitions', 'subscription_members',
 		  'events_0000_0127', 'events_0128_0255', 'events_0256_0383',
 		  'events_0384_0511', 'events_0512_0639', 'events_0640_0767',
 		  'events_0768_0895', 'events_0896_1023'],
 	'schema eventstore has exactly the log, tick and subscription tables and the 8 default partitions');
-SELECT views_are('eventstore', ARRAY['appenders', 'subscription_lag'],
-	'schema eventstore has exactly the views appenders and subscription_lag');
+SELECT views_are('eventstore',
+	ARRAY['appenders', 'subscription_lag', 'stats', 'dead_letter_events'],
+	'schema eventstore has exactly the views appenders, subscription_lag, stats and dead_letter_events');
+SELECT columns_are('eventstore', 'stats',
+	ARRAY['appends', 'events', 'duplicates', 'bytes', 'rolled_back', 'conflicts', 'head',
+		  'ticks', 'wakeups', 'waits', 'wait_timeouts', 'stats_reset'],
+	'eventstore.stats has the documented columns');
 SELECT sequences_are('eventstore', ARRAY['position_blocks', 'ticks_tick_id_seq'],
 	'schema eventstore has exactly the sequences position_blocks and the ticks'' identity');
 
@@ -281,7 +293,11 @@ SELECT functions_are('eventstore',
 		  'subscription_authorize', 'subscription_feed', 'try_append',
 		  'append_multi', 'try_append_multi', 'wait_for',
 		  'poll', 'ack', 'group_join', 'group_leave', 'group_member_check',
-		  'group_poll', 'group_ack', 'signal',
+		  'group_poll', 'group_ack', 'signal', 'stats_counters', 'reset_stats',
+		  'nack', 'group_nack', 'replay_dead_letters', 'drop_dead_letters',
+		  'dead_letter_park', 'dead_letter_redeliver', 'dead_letter_settle',
+		  'nack_internal', 'group_nack_internal', 'replay_dead_letters_internal',
+		  'drop_dead_letters_internal',
 		  'create_subscription_internal', 'drop_subscription_internal',
 		  'pause_subscription_internal', 'poll_internal', 'ack_internal',
 		  'group_join_internal', 'group_leave_internal', 'group_poll_internal',
@@ -334,8 +350,13 @@ SELECT results_eq(
 	   'TABLE(stream_id text, event_id uuid, stream_order bigint, insert_order bigint, duplicate boolean)'),
 	  ('bucket_of', 'partition_key text', 'integer'),
 	  ('create_subscription',
-	   'name text, start_from text DEFAULT ''beginning''::text, start_position bigint DEFAULT NULL::bigint, start_time timestamp with time zone DEFAULT NULL::timestamp with time zone, event_types text[] DEFAULT NULL::text[], stream_prefix text DEFAULT NULL::text, partition_keys text[] DEFAULT NULL::text[], consumer_group boolean DEFAULT false, owner regrole DEFAULT NULL::regrole',
+	   'name text, start_from text DEFAULT ''beginning''::text, start_position bigint DEFAULT NULL::bigint, start_time timestamp with time zone DEFAULT NULL::timestamp with time zone, event_types text[] DEFAULT NULL::text[], stream_prefix text DEFAULT NULL::text, partition_keys text[] DEFAULT NULL::text[], consumer_group boolean DEFAULT false, owner regrole DEFAULT NULL::regrole, max_attempts integer DEFAULT 5',
 	   'bigint'),
+	  ('dead_letter_park', 's eventstore.subscriptions, event_position bigint, reason text, retry_after interval', 'text'),
+	  ('dead_letter_redeliver', 'subscription text, max_count integer, first_buckets integer[], last_buckets integer[]',
+	   'SETOF eventstore.recorded_event'),
+	  ('dead_letter_settle', 'subscription text, up_to bigint, first_buckets integer[], last_buckets integer[]', 'integer'),
+	  ('drop_dead_letters', 'subscription text, positions bigint[] DEFAULT NULL::bigint[]', 'integer'),
 	  ('drop_subscription', 'name text, if_exists boolean DEFAULT false', 'boolean'),
 	  ('event',
 	   'event_type text, data jsonb, metadata jsonb DEFAULT NULL::jsonb, event_id uuid DEFAULT gen_random_uuid(), schema_version integer DEFAULT 1',
@@ -345,9 +366,11 @@ SELECT results_eq(
 	   'TABLE(partition integer, first_bucket integer, last_bucket integer, checkpoint bigint)'),
 	  ('group_leave', 'subscription text, member text', 'boolean'),
 	  ('group_member_check', 'subscription text, member text', 'void'),
+	  ('group_nack', 'subscription text, member text, event_position bigint, reason text, retry_after interval DEFAULT NULL::interval', 'text'),
 	  ('group_poll', 'subscription text, member text, max_count integer DEFAULT 1000, wait interval DEFAULT NULL::interval',
 	   'SETOF eventstore.recorded_event'),
 	  ('head', '', 'bigint'),
+	  ('nack', 'subscription text, event_position bigint, reason text, retry_after interval DEFAULT NULL::interval', 'text'),
 	  ('open_appenders', '',
 	   'TABLE(pid integer, lowest_position bigint, writer_xid xid8, xact_start timestamp with time zone)'),
 	  ('open_feed', 'after_position bigint DEFAULT 0, cursor_name text DEFAULT NULL::text',
@@ -361,8 +384,12 @@ SELECT results_eq(
 	  ('read_stream',
 	   'stream_id text, from_stream_order bigint DEFAULT NULL::bigint, max_count integer DEFAULT NULL::integer, backwards boolean DEFAULT false',
 	   'SETOF eventstore.recorded_event'),
+	  ('replay_dead_letters', 'subscription text, positions bigint[] DEFAULT NULL::bigint[]', 'integer'),
+	  ('reset_stats', '', 'void'),
 	  ('resume_subscription', 'name text', 'void'),
 	  ('signal', 'channel text, payload text DEFAULT NULL::text', 'void'),
+	  ('stats_counters', 'OUT appends bigint, OUT events bigint, OUT duplicates bigint, OUT bytes bigint, OUT rolled_back bigint, OUT conflicts bigint, OUT ticks bigint, OUT wakeups bigint, OUT waits bigint, OUT wait_timeouts bigint, OUT stats_reset timestamp with time zone',
+	   'record'),
 	  ('stream_version', 'stream_id text', 'bigint'),
 	  ('subscription_authorize', 'name text, owner regrole, caller regrole', 'void'),
 	  ('subscription_feed',
@@ -459,9 +486,9 @@ SELECT results_eq(
 		 AND p.prosrc = 'eventstore_subscription_gate'
 		 AND NOT p.prosecdef AND p.proconfig IS NULL
 	   ORDER BY 1$$,
-	$$VALUES ('ack'), ('create_subscription'), ('drop_subscription'), ('group_ack'),
-			 ('group_join'), ('group_leave'), ('group_poll'), ('pause_subscription'),
-			 ('poll')$$,
+	$$VALUES ('ack'), ('create_subscription'), ('drop_dead_letters'), ('drop_subscription'),
+			 ('group_ack'), ('group_join'), ('group_leave'), ('group_nack'), ('group_poll'),
+			 ('nack'), ('pause_subscription'), ('poll'), ('replay_dead_letters')$$,
 	'the subscription entry points are the C gate, SECURITY INVOKER');
 SELECT is_empty(
 	$$SELECT g.oid::regprocedure

@@ -9,7 +9,7 @@
  * grants count.  03_roles.sql checks the same by acting as the roles.
  */
 BEGIN;
-SELECT plan(220);
+SELECT plan(289);
 
 -- Schema ----------------------------------------------------------------------
 
@@ -44,7 +44,8 @@ SELECT table_privs_are('eventstore', 'appenders', 'eventstore_admin', ARRAY['SEL
 SELECT table_privs_are('eventstore', t.name, r.role,
 		CASE WHEN r.role = 'public' THEN ARRAY[]::name[] ELSE ARRAY['SELECT']::name[] END)
   FROM (VALUES (1, 'ticks'::name), (2, 'subscriptions'), (3, 'subscription_partitions'),
-			   (4, 'subscription_members'), (5, 'subscription_lag')) t(n, name)
+			   (4, 'subscription_members'), (5, 'subscription_lag'), (6, 'dead_letters'),
+			   (7, 'dead_letter_events')) t(n, name)
  CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
 					(3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
  ORDER BY t.n, r.n;
@@ -112,7 +113,9 @@ SELECT function_privs_are('eventstore', f.name, f.args, r.role,
 			   (13, 'group_leave', ARRAY['text', 'text']),
 			   (14, 'group_poll', ARRAY['text', 'text', 'integer', 'interval']),
 			   (15, 'group_ack', ARRAY['text', 'text', 'bigint']),
-			   (16, 'wait_for', ARRAY['bigint', 'interval'])) f(n, name, args)
+			   (16, 'wait_for', ARRAY['bigint', 'interval']),
+			   (17, 'nack', ARRAY['text', 'bigint', 'text', 'interval']),
+			   (18, 'group_nack', ARRAY['text', 'text', 'bigint', 'text', 'interval'])) f(n, name, args)
  CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
 					(3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
  ORDER BY f.n, r.n;
@@ -131,10 +134,12 @@ SELECT function_privs_are('eventstore', f.name, f.args, r.role,
 			 ELSE ARRAY[]::name[] END)
   FROM (VALUES (1, 'create_subscription'::name,
 				ARRAY['text', 'text', 'bigint', 'timestamp with time zone', 'text[]', 'text',
-					  'text[]', 'boolean', 'regrole']::name[]),
+					  'text[]', 'boolean', 'regrole', 'integer']::name[]),
 			   (2, 'drop_subscription', ARRAY['text', 'boolean']),
 			   (3, 'pause_subscription', ARRAY['text', 'boolean']),
-			   (4, 'resume_subscription', ARRAY['text'])) f(n, name, args)
+			   (4, 'resume_subscription', ARRAY['text']),
+			   (5, 'replay_dead_letters', ARRAY['text', 'bigint[]']),
+			   (6, 'drop_dead_letters', ARRAY['text', 'bigint[]'])) f(n, name, args)
  CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
 					(3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
  ORDER BY f.n, r.n;
@@ -148,7 +153,11 @@ SELECT function_privs_are('eventstore', f.name, f.args, r.role, ARRAY[]::name[])
 			   (3, 'subscription_authorize', ARRAY['text', 'regrole', 'regrole']),
 			   (4, 'subscription_feed',
 				ARRAY['bigint[]', 'integer[]', 'integer[]', 'bigint', 'integer',
-					  'text[]', 'text', 'text[]'])) f(n, name, args)
+					  'text[]', 'text', 'text[]']),
+			   (5, 'dead_letter_park',
+				ARRAY['eventstore.subscriptions', 'bigint', 'text', 'interval']),
+			   (6, 'dead_letter_redeliver', ARRAY['text', 'integer', 'integer[]', 'integer[]']),
+			   (7, 'dead_letter_settle', ARRAY['text', 'bigint', 'integer[]', 'integer[]'])) f(n, name, args)
  CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
 					(3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
  ORDER BY f.n, r.n;
@@ -165,8 +174,52 @@ SELECT is(
 	(SELECT count(*)::int FROM pg_catalog.pg_proc p
 	  WHERE p.pronamespace = 'eventstore'::regnamespace AND p.proname ~ '_internal$'
 		AND p.proacl IS NOT NULL),
-	9,
-	'the 9 internal functions have their default privileges revoked from PUBLIC');
+	13,
+	'the 13 internal functions have their default privileges revoked from PUBLIC');
+
+-- Monitoring: eventstore_monitor reads the counters, the head and the lag
+-- of subscriptions, no event; readers and up are monitors too; only admins
+-- reset the counters.
+SELECT schema_privs_are('eventstore', 'eventstore_monitor', ARRAY['USAGE'],
+	'eventstore_monitor has USAGE on schema eventstore');
+SELECT table_privs_are('eventstore', t.name, r.role,
+		CASE WHEN r.role = 'public' THEN ARRAY[]::name[] ELSE ARRAY['SELECT']::name[] END)
+  FROM (VALUES (1, 'stats'::name), (2, 'subscription_lag')) t(n, name)
+ CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_monitor'), (3, 'eventstore_reader'),
+			   (4, 'eventstore_writer'), (5, 'eventstore_admin')) r(n, role)
+ ORDER BY t.n, r.n;
+SELECT function_privs_are('eventstore', f.name, f.args, r.role,
+		CASE WHEN r.role = 'public' THEN ARRAY[]::name[] ELSE ARRAY['EXECUTE']::name[] END)
+  FROM (VALUES (1, 'stats_counters'::name, ARRAY[]::name[]), (2, 'head', ARRAY[]::name[]),
+			   (3, 'subscription_matches',
+				ARRAY['text[]', 'text', 'text[]', 'text', 'text', 'text'])) f(n, name, args)
+ CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_monitor'), (3, 'eventstore_reader'),
+					(4, 'eventstore_writer'), (5, 'eventstore_admin')) r(n, role)
+ ORDER BY f.n, r.n;
+SELECT function_privs_are('eventstore', 'reset_stats', ARRAY[]::name[], r.role,
+		CASE WHEN r.role = 'eventstore_admin' THEN ARRAY['EXECUTE']::name[]
+			 ELSE ARRAY[]::name[] END)
+  FROM (VALUES (1, 'public'::name), (2, 'eventstore_monitor'), (3, 'eventstore_reader'),
+			   (4, 'eventstore_writer'), (5, 'eventstore_admin')) r(n, role)
+ ORDER BY r.n;
+SELECT is_empty(
+	$$SELECT c.oid::regclass
+		FROM pg_catalog.pg_class c
+	   WHERE c.relnamespace = 'eventstore'::regnamespace
+		 AND c.relkind IN ('r', 'p', 'v', 'S')
+		 AND c.relname NOT IN ('stats', 'subscription_lag')
+		 AND CASE WHEN c.relkind = 'S'
+				  THEN pg_catalog.has_sequence_privilege('eventstore_monitor', c.oid, 'SELECT, USAGE, UPDATE')
+				  ELSE pg_catalog.has_any_column_privilege('eventstore_monitor', c.oid, 'SELECT')
+			 END$$,
+	'eventstore_monitor reads no table, view or sequence of eventstore but stats and subscription_lag');
+SELECT is_empty(
+	$$SELECT p.oid::regprocedure
+		FROM pg_catalog.pg_proc p
+	   WHERE p.pronamespace = 'eventstore'::regnamespace
+		 AND p.proname NOT IN ('stats_counters', 'head', 'subscription_matches')
+		 AND pg_catalog.has_function_privilege('eventstore_monitor', p.oid, 'EXECUTE')$$,
+	'eventstore_monitor may execute no function of eventstore but stats_counters, head and subscription_matches');
 
 -- Trigger functions: nobody.
 SELECT function_privs_are('eventstore', f.name, ARRAY[]::name[], r.role, ARRAY[]::name[])
