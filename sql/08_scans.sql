@@ -118,7 +118,7 @@ RESET ROLE;
 -- schema, through a view: the reads need USAGE as their queries would
 CREATE ROLE es_regress_feed_nousage;
 GRANT SELECT ON eventstore.events, eventstore.streams TO es_regress_feed_nousage;
-GRANT EXECUTE ON FUNCTION eventstore.read_all(bigint, integer),
+GRANT EXECUTE ON FUNCTION eventstore.read_all(bigint, integer, text[], text, text[]),
 	eventstore.read_stream(text, bigint, integer, boolean) TO es_regress_feed_nousage;
 CREATE VIEW feed_page AS SELECT * FROM eventstore.read_all(0, 5);
 CREATE VIEW stream_page AS SELECT * FROM eventstore.read_stream('feed-1');
@@ -131,7 +131,7 @@ SELECT count(*) FROM stream_page;
 RESET ROLE;
 DROP VIEW feed_page, stream_page;
 REVOKE ALL ON eventstore.events, eventstore.streams FROM es_regress_feed_nousage;
-REVOKE ALL ON FUNCTION eventstore.read_all(bigint, integer),
+REVOKE ALL ON FUNCTION eventstore.read_all(bigint, integer, text[], text, text[]),
 	eventstore.read_stream(text, bigint, integer, boolean) FROM es_regress_feed_nousage;
 DROP ROLE es_regress_feed_nousage;
 
@@ -164,7 +164,7 @@ ROLLBACK;
 BEGIN;
 CREATE ROLE es_regress_feed_columns;
 GRANT USAGE ON SCHEMA eventstore TO es_regress_feed_columns;
-GRANT EXECUTE ON FUNCTION eventstore.read_all(bigint, integer), eventstore.head()
+GRANT EXECUTE ON FUNCTION eventstore.read_all(bigint, integer, text[], text, text[]), eventstore.head()
 	TO es_regress_feed_columns;
 GRANT SELECT (insert_order, stream_id) ON eventstore.events TO es_regress_feed_columns;
 GRANT EXECUTE ON FUNCTION eventstore.read_stream(text, bigint, integer, boolean)
@@ -200,7 +200,10 @@ ROLLBACK;
 BEGIN;
 ALTER EVENT TRIGGER eventstore_guard_ddl DISABLE;
 CREATE OR REPLACE FUNCTION eventstore.read_all(after_position bigint DEFAULT 0,
-											   max_count integer DEFAULT 1000)
+											   max_count integer DEFAULT 1000,
+											   event_types text[] DEFAULT NULL,
+											   stream_prefix text DEFAULT NULL,
+											   partition_keys text[] DEFAULT NULL)
 RETURNS SETOF eventstore.recorded_event
 LANGUAGE sql VOLATILE
 AS $$ SELECT r.* FROM eventstore.read_stream('feed-9') r $$;
@@ -211,11 +214,11 @@ ROLLBACK;
 -- settings: the scan would run as the caller, without them
 BEGIN;
 ALTER EVENT TRIGGER eventstore_guard_ddl DISABLE;
-ALTER FUNCTION eventstore.read_all(bigint, integer) SECURITY DEFINER;
+ALTER FUNCTION eventstore.read_all(bigint, integer, text[], text, text[]) SECURITY DEFINER;
 ALTER FUNCTION eventstore.read_stream(text, bigint, integer, boolean) SET work_mem = '1MB';
 EXPLAIN (COSTS OFF) SELECT * FROM eventstore.read_all(0, 10);
 EXPLAIN (COSTS OFF) SELECT * FROM eventstore.read_stream('feed-9');
-GRANT EXECUTE ON FUNCTION eventstore.read_all(bigint, integer) TO es_regress_feed_stranger;
+GRANT EXECUTE ON FUNCTION eventstore.read_all(bigint, integer, text[], text, text[]) TO es_regress_feed_stranger;
 REVOKE SELECT ON eventstore.events FROM es_regress_feed_stranger;
 SET LOCAL ROLE es_regress_feed_stranger;
 SELECT count(*) FROM eventstore.read_all(:base, 4);

@@ -75,6 +75,7 @@
 #include "eventstore.h"
 #include "feed.h"
 #include "guard.h"
+#include "hash.h"
 #include "spi.h"
 
 const char *const es_read_names[ES_READ_NATTS] = {
@@ -681,6 +682,115 @@ EsCheckSubscriptionFeedArgs(const Datum *values, const bool *nulls,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("first_buckets[%d] is above last_buckets[%d]",
 							i + 1, i + 1)));
+	}
+}
+
+/*
+ * A filter list of read_all: NULL (anything), or a one-dimensional array
+ * with at least one element and no nulls, as create_subscription takes
+ * them.  Error: 22023.
+ */
+static ArrayType *
+es_filter_list(Datum value, bool isnull, const char *name, int *n)
+{
+	ArrayType  *array = es_flat_array(value, isnull, name, false, n);
+
+	if (array != NULL && *n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", name),
+				 errhint("Pass NULL for any.")));
+	return array;
+}
+
+static int
+es_cmp_int32(const void *a, const void *b)
+{
+	int32		x = *(const int32 *) a;
+	int32		y = *(const int32 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * EsCheckFeedFilter
+ *		The checks of a read filter given as three arguments (event_types
+ *		text[], stream_prefix text, partition_keys text[]), into filter
+ *		(pointing into the values).  Returns whether it filters at all.
+ *		Error: 22023 a list empty, of more than one dimension or with nulls.
+ */
+bool
+EsCheckFeedFilter(const Datum *values, const bool *nulls, EsFeedFilter *filter)
+{
+	int			n;
+
+	filter->event_types = es_filter_list(values[0], nulls[0], "event_types", &n);
+	filter->stream_prefix = nulls[1] ? NULL : DatumGetTextPP(values[1]);
+	filter->partition_keys = es_filter_list(values[2], nulls[2], "partition_keys", &n);
+	return filter->event_types != NULL || filter->stream_prefix != NULL ||
+		filter->partition_keys != NULL;
+}
+
+/*
+ * EsCheckReadAllArgs
+ *		The checks of eventstore.read_all's arguments (after_position,
+ *		max_count, event_types, stream_prefix, partition_keys) and what they
+ *		ask for, allocated in the current memory context: one range of
+ *		every bucket after the position, or with partition_keys one range
+ *		per bucket the keys hash to, so that only the partitions holding
+ *		them are read.  The filter means what a subscription's does.  upto
+ *		is left to the caller, who takes the head.  Errors: 22004 null
+ *		after_position or max_count; 22023 a negative after_position,
+ *		max_count < 1, event_types or partition_keys empty, of more than one
+ *		dimension or with nulls.
+ */
+void
+EsCheckReadAllArgs(const Datum *values, const bool *nulls, EsFeedRequest *req)
+{
+	int64		after = nulls[0] ? 0 : DatumGetInt64(values[0]);
+
+	req->max_count = nulls[1] ? 0 : DatumGetInt32(values[1]);
+	EsCheckFeedArgs(nulls[0], after, nulls[1], req->max_count);
+	req->upto = 0;
+	req->filtered = EsCheckFeedFilter(&values[2], &nulls[2], &req->filter);
+
+	if (req->filter.partition_keys == NULL)
+	{
+		req->nranges = 1;
+		req->ranges = palloc(sizeof(EsFeedRange));
+		req->ranges[0].after = after;
+		req->ranges[0].first_bucket = PG_INT32_MIN;
+		req->ranges[0].last_bucket = PG_INT32_MAX;
+	}
+	else
+	{
+		Datum	   *keys;
+		int32	   *buckets;
+		int			n;
+
+		deconstruct_array(req->filter.partition_keys, TEXTOID, -1, false,
+						  TYPALIGN_INT, &keys, NULL, &n);
+		buckets = palloc(sizeof(int32) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+		{
+			text	   *key = DatumGetTextPP(keys[i]);
+
+			buckets[i] = EsBucketOf(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+		}
+		qsort(buckets, n, sizeof(int32), es_cmp_int32);
+		req->nranges = 0;
+		req->ranges = palloc(sizeof(EsFeedRange) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+		{
+			EsFeedRange *range;
+
+			if (i > 0 && buckets[i] == buckets[i - 1])
+				continue;
+			range = &req->ranges[req->nranges++];
+			range->after = after;
+			range->first_bucket = buckets[i];
+			range->last_bucket = buckets[i];
+		}
 	}
 }
 

@@ -75,6 +75,14 @@ typedef struct EsFeedRequest
 
 extern void EsCheckSubscriptionFeedArgs(const Datum *values, const bool *nulls,
 										EsFeedRequest *req);
+
+extern bool EsCheckFeedFilter(const Datum *values, const bool *nulls,
+							  EsFeedFilter *filter);
+
+/* A call of eventstore.read_all, its arguments checked (upto: the caller's). */
+#define ES_READ_ALL_NARGS 5
+extern void EsCheckReadAllArgs(const Datum *values, const bool *nulls,
+							   EsFeedRequest *req);
 extern void EsCheckFeedArgs(bool after_null, int64 after, bool max_null,
 							int32 max_count);
 extern Oid	EsPartitionForBucket(Relation parent, int bucket);

@@ -106,22 +106,32 @@ es_check_cursor_name(const char *name)
 
 /*
  * eventstore.read_all(after_position bigint DEFAULT 0,
- *					   max_count integer DEFAULT 1000)
+ *					   max_count integer DEFAULT 1000,
+ *					   event_types text[] DEFAULT NULL,
+ *					   stream_prefix text DEFAULT NULL,
+ *					   partition_keys text[] DEFAULT NULL)
  * returns setof eventstore.recorded_event
  *
  * Committed events with after_position < insert_order <= head(), in
- * insert_order, at most max_count of them.  A reader that calls it again
- * with the last position it received sees every committed event exactly
- * once.  Errors: 22004 null arguments; 22023 negative after_position or
- * max_count < 1; 55000 when eventstore.recorded_event or the log's columns
- * were altered; and those of eventstore.head().
+ * insert_order, at most max_count of them, that pass the filter (as a
+ * subscription's: the event type one of event_types, the stream id
+ * starting with stream_prefix, the partition key one of partition_keys;
+ * NULL for any).  A reader that calls it again with the last position it
+ * received sees every committed event that passes exactly once.  The
+ * filter is applied to each event as the merge reads it; partition_keys
+ * also limit the read to the partitions that hold their buckets.  Errors:
+ * 22004 null after_position or max_count; 22023 negative after_position,
+ * max_count < 1, an empty or multi-dimensional list or one with nulls;
+ * 55000 when eventstore.recorded_event or the log's columns were altered;
+ * and those of eventstore.head().
  */
 Datum
 eventstore_read_all(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int64		after;
-	int32		max_count;
+	Datum		values[ES_READ_ALL_NARGS];
+	bool		nulls[ES_READ_ALL_NARGS];
+	EsFeedRequest req;
 	int64		head;
 	Snapshot	snapshot;
 	EsFeed	   *feed;
@@ -129,20 +139,24 @@ eventstore_read_all(PG_FUNCTION_ARGS)
 	bool		rownulls[ES_READ_NATTS];
 
 	EsCheckLoaded();
-	after = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0);
-	max_count = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1);
-	EsCheckFeedArgs(PG_ARGISNULL(0), after, PG_ARGISNULL(1), max_count);
+	for (int i = 0; i < ES_READ_ALL_NARGS; i++)
+	{
+		nulls[i] = PG_ARGISNULL(i);
+		values[i] = nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
+	}
+	EsCheckReadAllArgs(values, nulls, &req);
 
 	es_init_result(fcinfo, "eventstore.read_all()");
 
 	/* the head first, then the snapshot */
 	head = EsHead();
-	if (head <= after)
+	if (req.nranges == 0 || head <= req.ranges[0].after)
 		PG_RETURN_VOID();
 
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	feed = EsFeedBegin(after, head, max_count, snapshot);
-	for (int32 n = 0; n < max_count && EsFeedNext(feed, row, rownulls); n++)
+	feed = EsFeedBeginRanges(req.nranges, req.ranges, head, req.max_count,
+							 req.filtered ? &req.filter : NULL, snapshot);
+	for (int32 n = 0; n < req.max_count && EsFeedNext(feed, row, rownulls); n++)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, rownulls);
 	EsFeedEnd(feed);
 	UnregisterSnapshot(snapshot);
@@ -152,27 +166,38 @@ eventstore_read_all(PG_FUNCTION_ARGS)
 
 /*
  * eventstore.open_feed(after_position bigint DEFAULT 0,
- *						cursor_name text DEFAULT NULL)
+ *						cursor_name text DEFAULT NULL,
+ *						event_types text[] DEFAULT NULL,
+ *						stream_prefix text DEFAULT NULL,
+ *						partition_keys text[] DEFAULT NULL)
  * returns refcursor
  *
  * Opens a cursor over every committed event after after_position up to the
- * head, in insert_order, and returns its name (cursor_name, or one chosen
- * by the server).  The rows are those read_all would return page by page,
- * but they stream from the scan as the caller fetches them instead of
- * being collected per call: the way to replay a large log.  The cursor is
- * the caller's to FETCH from and lives until CLOSE or the end of the
- * transaction.  Errors: 22004 null after_position; 22023 negative
- * after_position, an empty cursor_name or one longer than NAMEDATALEN - 1
- * bytes; 42P03 a cursor of that name exists; and those of
- * eventstore.head().
+ * head, in insert_order, that passes the filter (as read_all's), and
+ * returns its name (cursor_name, or one chosen by the server).  The rows
+ * are those read_all would return page by page, but they stream from the
+ * scan as the caller fetches them instead of being collected per call: the
+ * way to replay a large log.  The cursor is the caller's to FETCH from and
+ * lives until CLOSE or the end of the transaction.  Errors: 22004 null
+ * after_position; 22023 negative after_position, an empty cursor_name or
+ * one longer than NAMEDATALEN - 1 bytes, a filter list empty, of more than
+ * one dimension or with nulls; 42P03 a cursor of that name exists; and
+ * those of eventstore.head().
  */
 Datum
 eventstore_open_feed(PG_FUNCTION_ARGS)
 {
-	Oid			types[2] = {INT8OID, INT8OID};
-	Datum		values[2];
+	static SPIPlanPtr filtered_plan = NULL;
+	Oid			types[5] = {INT8OID, INT8OID, TEXTARRAYOID, TEXTOID, TEXTARRAYOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Datum		filter_values[3];
+	bool		filter_nulls[3];
+	EsFeedFilter filter;
+	bool		filtered;
 	int64		after;
 	char	   *name = NULL;
+	SPIPlanPtr	plan;
 	Portal		portal;
 	text	   *result;
 
@@ -191,20 +216,41 @@ eventstore_open_feed(PG_FUNCTION_ARGS)
 		name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 		es_check_cursor_name(name);
 	}
+	for (int i = 0; i < 3; i++)
+	{
+		filter_nulls[i] = PG_ARGISNULL(2 + i);
+		filter_values[i] = filter_nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(2 + i);
+	}
+	filtered = EsCheckFeedFilter(filter_values, filter_nulls, &filter);
 
 	/* the head first; the cursor takes its snapshot when it opens */
 	values[0] = Int64GetDatum(after);
 	values[1] = Int64GetDatum(EsHead());
+	values[2] = PointerGetDatum(filter.event_types);
+	values[3] = PointerGetDatum(filter.stream_prefix);
+	values[4] = PointerGetDatum(filter.partition_keys);
+	for (int i = 0; i < 3; i++)
+		nulls[2 + i] = filter_nulls[i] ? 'n' : ' ';
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	EsKeptPlan(&open_feed_plan,
-				 "SELECT " ES_READ_COLUMNS " FROM eventstore.events "
-				 "WHERE insert_order OPERATOR(pg_catalog.>) $1 "
-				 "AND insert_order OPERATOR(pg_catalog.<=) $2 "
-				 "ORDER BY insert_order",
-				 2, types);
-	portal = SPI_cursor_open(name, open_feed_plan, values, NULL, false);
+	if (!filtered)
+		plan = EsKeptPlan(&open_feed_plan,
+						  "SELECT " ES_READ_COLUMNS " FROM eventstore.events "
+						  "WHERE insert_order OPERATOR(pg_catalog.>) $1 "
+						  "AND insert_order OPERATOR(pg_catalog.<=) $2 "
+						  "ORDER BY insert_order",
+						  2, types);
+	else
+		plan = EsKeptPlan(&filtered_plan,
+						  "SELECT " ES_READ_COLUMNS " FROM eventstore.events "
+						  "WHERE insert_order OPERATOR(pg_catalog.>) $1 "
+						  "AND insert_order OPERATOR(pg_catalog.<=) $2 "
+						  "AND eventstore.subscription_matches($3, $4, $5, "
+						  "event_type, stream_id, partition_key) "
+						  "ORDER BY insert_order",
+						  5, types);
+	portal = SPI_cursor_open(name, plan, values, nulls, false);
 	/* the portal outlives SPI; its name is copied out before SPI ends */
 	result = (text *) SPI_palloc(VARHDRSZ + strlen(portal->name));
 	SET_VARSIZE(result, VARHDRSZ + strlen(portal->name));

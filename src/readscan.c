@@ -87,7 +87,7 @@ static const struct
 	const char *symbol;
 	const char *user;			/* for errors */
 }			es_read_functions[3] = {
-	{"read_all", 2, "eventstore_read_all", "eventstore.read_all()"},
+	{"read_all", ES_READ_ALL_NARGS, "eventstore_read_all", "eventstore.read_all()"},
 	{"read_stream", 4, "eventstore_read_stream", "eventstore.read_stream()"},
 	{"subscription_feed", ES_SUBSCRIPTION_FEED_NARGS,
 	"eventstore_subscription_feed", "eventstore.poll()"},
@@ -103,9 +103,7 @@ typedef struct EsReadScanState
 	MemoryContext argcxt;		/* their values, for the scan's life */
 	bool		have_args;		/* arguments evaluated and checked */
 	EsStreamScanArgs stream_args;	/* read_stream's */
-	int64		after;			/* read_all's */
-	int32		max_count;
-	EsFeedRequest request;		/* subscription_feed's */
+	EsFeedRequest request;		/* read_all's and subscription_feed's */
 	bool		started;
 	EsStreamScan *stream;		/* read_stream's scan */
 	int64		stream_left;	/* rows it may still return; -1 all */
@@ -149,7 +147,7 @@ static const CustomExecMethods es_exec_methods = {
 };
 
 /*
- * Whether funcid is eventstore.read_all(bigint, integer) or
+ * Whether funcid is eventstore.read_all(bigint, integer, text[], text, text[]) or
  * eventstore.read_stream(text, bigint, integer, boolean) as this library
  * implements them, and which: a function of that name replaced by another
  * implementation runs as what it is, and so does one made SECURITY DEFINER
@@ -420,18 +418,14 @@ es_start_stream(EsReadScanState *state)
 static void
 es_start_feed(EsReadScanState *state)
 {
-	ExprContext *econtext = state->css.ss.ps.ps_ExprContext;
-
 	if (!state->have_args)
 	{
-		bool		after_null;
-		bool		max_null;
+		Datum		values[ES_READ_ALL_NARGS];
+		bool		nulls[ES_READ_ALL_NARGS];
+		MemoryContext old = es_eval_args(state, values, nulls);
 
-		state->after = DatumGetInt64(ExecEvalExpr(linitial(state->args),
-												  econtext, &after_null));
-		state->max_count = DatumGetInt32(ExecEvalExpr(lsecond(state->args),
-													  econtext, &max_null));
-		EsCheckFeedArgs(after_null, state->after, max_null, state->max_count);
+		EsCheckReadAllArgs(values, nulls, &state->request);
+		MemoryContextSwitchTo(old);
 		state->have_args = true;
 	}
 
@@ -442,11 +436,16 @@ es_start_feed(EsReadScanState *state)
 		state->snapshot = RegisterSnapshot(GetTransactionSnapshot());
 		state->have_head = true;
 	}
-	if (state->head <= state->after)
+	if (state->request.nranges == 0 || state->head <= state->request.ranges[0].after)
 		return;
-	state->feed = EsFeedBegin(state->after, state->head, state->max_count,
-							  state->snapshot);
-	state->remaining = state->max_count;
+	state->feed = EsFeedBeginRanges(state->request.nranges,
+									state->request.ranges,
+									state->head,
+									state->request.max_count,
+									state->request.filtered ?
+									&state->request.filter : NULL,
+									state->snapshot);
+	state->remaining = state->request.max_count;
 }
 
 /*

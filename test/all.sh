@@ -14,7 +14,8 @@
 #                  test/isolation/expected/NAME.out, one test each
 #   4. pgTAP       test/pgtap/*.sql with pg_prove, each assertion counts
 #   5. stress      test/stress/run.sh (read_all as a FROM item, again with
-#                  fast commits, then as a function) and groups.sh, each
+#                  fast commits, then as a function, then filtered) and
+#                  groups.sh, each
 #                  "ok"/"not ok"
 #                  line counts
 #   6. TAP         test/t/*.pl with prove and PostgreSQL::Test::Cluster,
@@ -220,7 +221,7 @@ suite_pgtap() {
 }
 
 suite_stress() {
-	local out=$ES_WORK/stress.out rc fast_rc function_rc groups_rc counts
+	local out=$ES_WORK/stress.out rc fast_rc function_rc filtered_rc groups_rc counts
 	suite_begin "5/6 stress"
 	if [ ! -f "$ES_WORK/src/test/stress/run.sh" ]; then
 		suite_skip "no test/stress/run.sh"
@@ -228,7 +229,7 @@ suite_stress() {
 	fi
 	# the feed read as a FROM item (the streaming scan), then with commits
 	# every millisecond or so (a reader that took its snapshot before its
-	# head would skip), then as a function
+	# head would skip), then as a function, then with a filter
 	run_pg 900 bash test/stress/run.sh >"$out" 2>&1
 	rc=$?
 	run_pg 900 env STRESS_MAX_DELAY=1 STRESS_SECONDS=8 bash test/stress/run.sh >>"$out" 2>&1
@@ -236,10 +237,14 @@ suite_stress() {
 	run_pg 900 env STRESS_READER=function STRESS_MAX_DELAY=1 STRESS_SECONDS=8 \
 		bash test/stress/run.sh >>"$out" 2>&1
 	function_rc=$?
+	run_pg 900 env STRESS_READER=filtered STRESS_MAX_DELAY=1 STRESS_SECONDS=8 \
+		bash test/stress/run.sh >>"$out" 2>&1
+	filtered_rc=$?
 	run_pg 300 bash test/stress/groups.sh >>"$out" 2>&1
 	groups_rc=$?
 	[ "$rc" -ne 0 ] || rc=$fast_rc
 	[ "$rc" -ne 0 ] || rc=$function_rc
+	[ "$rc" -ne 0 ] || rc=$filtered_rc
 	[ "$rc" -ne 0 ] || rc=$groups_rc
 	indent <"$out"
 	counts=$(es_count_tap_lines "$out")

@@ -34,21 +34,95 @@ COMMENT ON FUNCTION eventstore.wait_for(bigint, interval) IS
 
 CREATE FUNCTION eventstore.read_all(
 	after_position bigint DEFAULT 0,
-	max_count integer DEFAULT 1000)
+	max_count integer DEFAULT 1000,
+	event_types text[] DEFAULT NULL,
+	stream_prefix text DEFAULT NULL,
+	partition_keys text[] DEFAULT NULL)
 RETURNS SETOF eventstore.recorded_event
 AS 'MODULE_PATHNAME', 'eventstore_read_all'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED ROWS 1000;
-COMMENT ON FUNCTION eventstore.read_all(bigint, integer) IS
-'committed events after a position in global order, up to the head; never skips an event';
+COMMENT ON FUNCTION eventstore.read_all(bigint, integer, text[], text, text[]) IS
+'committed events after a position in global order, up to the head, optionally filtered as a subscription is; never skips an event';
 
 CREATE FUNCTION eventstore.open_feed(
 	after_position bigint DEFAULT 0,
-	cursor_name text DEFAULT NULL)
+	cursor_name text DEFAULT NULL,
+	event_types text[] DEFAULT NULL,
+	stream_prefix text DEFAULT NULL,
+	partition_keys text[] DEFAULT NULL)
 RETURNS refcursor
 AS 'MODULE_PATHNAME', 'eventstore_open_feed'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-COMMENT ON FUNCTION eventstore.open_feed(bigint, text) IS
-'a cursor over the committed events after a position up to the head, in global order: FETCH from it to replay a large log';
+COMMENT ON FUNCTION eventstore.open_feed(bigint, text, text[], text, text[]) IS
+'a cursor over the committed events after a position up to the head, in global order, optionally filtered: FETCH from it to replay a large log';
+
+/*
+ * The feed backwards: the newest events first, from the head (or from
+ * below before_position) down, filtered as read_all is.  The head is taken
+ * first and the query's snapshot after it, as read_all does, so a page
+ * never shows an event that a forward reader could still miss.
+ */
+CREATE FUNCTION eventstore.read_all_backwards(
+	before_position bigint DEFAULT NULL,
+	max_count integer DEFAULT 100,
+	event_types text[] DEFAULT NULL,
+	stream_prefix text DEFAULT NULL,
+	partition_keys text[] DEFAULT NULL)
+RETURNS SETOF eventstore.recorded_event
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL RESTRICTED ROWS 100
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	upto bigint;
+BEGIN
+	IF max_count IS NULL OR max_count < 1 THEN
+		RAISE EXCEPTION 'max_count must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF before_position < 1 THEN
+		RAISE EXCEPTION 'before_position must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	-- the checks of read_all's filter, with its messages (the dimensions
+	-- before array_position(), which refuses more than one with 0A000)
+	IF array_ndims(event_types) > 1 THEN
+		RAISE EXCEPTION 'event_types must be a one-dimensional array without nulls'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF array_ndims(partition_keys) > 1 THEN
+		RAISE EXCEPTION 'partition_keys must be a one-dimensional array without nulls'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF array_position(event_types, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION 'event_types must be a one-dimensional array without nulls'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF array_position(partition_keys, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION 'partition_keys must be a one-dimensional array without nulls'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF cardinality(event_types) = 0 THEN
+		RAISE EXCEPTION 'event_types must not be empty'
+			USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass NULL for any.';
+	END IF;
+	IF cardinality(partition_keys) = 0 THEN
+		RAISE EXCEPTION 'partition_keys must not be empty'
+			USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass NULL for any.';
+	END IF;
+	-- the head first; the query below takes its snapshot afterwards
+	upto := least(eventstore.head(), before_position - 1);
+	RETURN QUERY
+		SELECT e.insert_order, e.stream_id, e.stream_order, e.event_id, e.event_type,
+			   e.schema_version, e.data, e.metadata, e.recorded_at, e.partition_key
+		  FROM eventstore.events e
+		 WHERE e.insert_order <= upto
+		   AND eventstore.subscription_matches(read_all_backwards.event_types,
+				read_all_backwards.stream_prefix, read_all_backwards.partition_keys,
+				e.event_type, e.stream_id, e.partition_key)
+		 ORDER BY e.insert_order DESC
+		 LIMIT max_count;
+END
+$$;
+COMMENT ON FUNCTION eventstore.read_all_backwards(bigint, integer, text[], text, text[]) IS
+'committed events newest first, from the head (or below before_position) down, optionally filtered: "latest items" pages';
 
 CREATE FUNCTION eventstore.read_stream(
 	stream_id text,

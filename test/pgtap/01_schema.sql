@@ -285,7 +285,7 @@ SELECT results_eq(
 -- Functions -------------------------------------------------------------------
 
 SELECT functions_are('eventstore',
-	ARRAY['event', 'append', 'bucket_of', 'head', 'read_all', 'open_feed', 'read_stream',
+	ARRAY['event', 'append', 'bucket_of', 'head', 'read_all', 'read_all_backwards', 'open_feed', 'read_stream',
 		  'stream_version', 'open_appenders', 'refuse_change', 'guard_streams',
 		  'guard_ddl', 'adopt_positions',
 		  'create_subscription', 'drop_subscription', 'pause_subscription',
@@ -317,8 +317,8 @@ SELECT has_function('eventstore', 'wait_for', ARRAY['bigint', 'interval']);
 SELECT has_function('eventstore', 'try_append_multi', ARRAY['jsonb']);
 SELECT has_function('eventstore', 'bucket_of', ARRAY['text']);
 SELECT has_function('eventstore', 'head', ARRAY[]::name[]);
-SELECT has_function('eventstore', 'read_all', ARRAY['bigint', 'integer']);
-SELECT has_function('eventstore', 'open_feed', ARRAY['bigint', 'text']);
+SELECT has_function('eventstore', 'read_all', ARRAY['bigint', 'integer', 'text[]', 'text', 'text[]']);
+SELECT has_function('eventstore', 'open_feed', ARRAY['bigint', 'text', 'text[]', 'text', 'text[]']);
 SELECT has_function('eventstore', 'read_stream',
 	ARRAY['text', 'bigint', 'integer', 'boolean']);
 SELECT has_function('eventstore', 'stream_version', ARRAY['text']);
@@ -373,13 +373,15 @@ SELECT results_eq(
 	  ('nack', 'subscription text, event_position bigint, reason text, retry_after interval DEFAULT NULL::interval', 'text'),
 	  ('open_appenders', '',
 	   'TABLE(pid integer, lowest_position bigint, writer_xid xid8, xact_start timestamp with time zone)'),
-	  ('open_feed', 'after_position bigint DEFAULT 0, cursor_name text DEFAULT NULL::text',
+	  ('open_feed', 'after_position bigint DEFAULT 0, cursor_name text DEFAULT NULL::text, event_types text[] DEFAULT NULL::text[], stream_prefix text DEFAULT NULL::text, partition_keys text[] DEFAULT NULL::text[]',
 	   'refcursor'),
 	  ('pause_subscription', 'name text, paused boolean DEFAULT true', 'void'),
 	  ('poll',
 	   'subscription text, max_count integer DEFAULT 1000, after_position bigint DEFAULT NULL::bigint, lock boolean DEFAULT false, wait interval DEFAULT NULL::interval',
 	   'SETOF eventstore.recorded_event'),
-	  ('read_all', 'after_position bigint DEFAULT 0, max_count integer DEFAULT 1000',
+	  ('read_all', 'after_position bigint DEFAULT 0, max_count integer DEFAULT 1000, event_types text[] DEFAULT NULL::text[], stream_prefix text DEFAULT NULL::text, partition_keys text[] DEFAULT NULL::text[]',
+	   'SETOF eventstore.recorded_event'),
+	  ('read_all_backwards', 'before_position bigint DEFAULT NULL::bigint, max_count integer DEFAULT 100, event_types text[] DEFAULT NULL::text[], stream_prefix text DEFAULT NULL::text, partition_keys text[] DEFAULT NULL::text[]',
 	   'SETOF eventstore.recorded_event'),
 	  ('read_stream',
 	   'stream_id text, from_stream_order bigint DEFAULT NULL::bigint, max_count integer DEFAULT NULL::integer, backwards boolean DEFAULT false',
@@ -414,7 +416,7 @@ SELECT function_returns('eventstore', 'event',
 	ARRAY['text', 'jsonb', 'jsonb', 'uuid', 'integer'], 'eventstore.event_in');
 SELECT function_returns('eventstore', 'append',
 	ARRAY['text', 'eventstore.event_in[]', 'bigint', 'text'], 'setof record');
-SELECT function_returns('eventstore', 'read_all', ARRAY['bigint', 'integer'],
+SELECT function_returns('eventstore', 'read_all', ARRAY['bigint', 'integer', 'text[]', 'text', 'text[]'],
 	'setof eventstore.recorded_event');
 SELECT function_returns('eventstore', 'head', ARRAY[]::name[], 'bigint');
 
@@ -517,16 +519,16 @@ SELECT volatility_is('eventstore', 'event',
 	ARRAY['text', 'jsonb', 'jsonb', 'uuid', 'integer'], 'immutable');
 SELECT volatility_is('eventstore', 'bucket_of', ARRAY['text'], 'immutable');
 SELECT volatility_is('eventstore', 'head', ARRAY[]::name[], 'volatile');
-SELECT volatility_is('eventstore', 'read_all', ARRAY['bigint', 'integer'], 'volatile');
-SELECT volatility_is('eventstore', 'open_feed', ARRAY['bigint', 'text'], 'volatile');
+SELECT volatility_is('eventstore', 'read_all', ARRAY['bigint', 'integer', 'text[]', 'text', 'text[]'], 'volatile');
+SELECT volatility_is('eventstore', 'open_feed', ARRAY['bigint', 'text', 'text[]', 'text', 'text[]'], 'volatile');
 SELECT volatility_is('eventstore', 'read_stream',
 	ARRAY['text', 'bigint', 'integer', 'boolean'], 'stable');
 SELECT volatility_is('eventstore', 'stream_version', ARRAY['text'], 'stable');
 SELECT volatility_is('eventstore', 'open_appenders', ARRAY[]::name[], 'volatile');
 SELECT is_strict('eventstore', 'bucket_of', ARRAY['text']);
 SELECT is_strict('eventstore', 'stream_version', ARRAY['text']);
-SELECT isnt_strict('eventstore', 'read_all', ARRAY['bigint', 'integer']);
-SELECT isnt_strict('eventstore', 'open_feed', ARRAY['bigint', 'text']);
+SELECT isnt_strict('eventstore', 'read_all', ARRAY['bigint', 'integer', 'text[]', 'text', 'text[]']);
+SELECT isnt_strict('eventstore', 'open_feed', ARRAY['bigint', 'text', 'text[]', 'text', 'text[]']);
 SELECT isnt_strict('eventstore', 'read_stream',
 	ARRAY['text', 'bigint', 'integer', 'boolean']);
 

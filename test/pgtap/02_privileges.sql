@@ -9,7 +9,7 @@
  * grants count.  03_roles.sql checks the same by acting as the roles.
  */
 BEGIN;
-SELECT plan(289);
+SELECT plan(293);
 
 -- Schema ----------------------------------------------------------------------
 
@@ -101,11 +101,11 @@ SELECT function_privs_are('eventstore', f.name, f.args, r.role,
   FROM (VALUES (1, 'event'::name, ARRAY['text', 'jsonb', 'jsonb', 'uuid', 'integer']::name[]),
 			   (2, 'bucket_of', ARRAY['text']),
 			   (3, 'head', ARRAY[]::name[]),
-			   (4, 'read_all', ARRAY['bigint', 'integer']),
+			   (4, 'read_all', ARRAY['bigint', 'integer', 'text[]', 'text', 'text[]']),
 			   (5, 'read_stream', ARRAY['text', 'bigint', 'integer', 'boolean']),
 			   (6, 'stream_version', ARRAY['text']),
 			   (7, 'open_appenders', ARRAY[]::name[]),
-			   (8, 'open_feed', ARRAY['bigint', 'text']),
+			   (8, 'open_feed', ARRAY['bigint', 'text', 'text[]', 'text', 'text[]']),
 			   (9, 'subscription_matches', ARRAY['text[]', 'text', 'text[]', 'text', 'text', 'text']),
 			   (10, 'poll', ARRAY['text', 'integer', 'bigint', 'boolean', 'interval']),
 			   (11, 'ack', ARRAY['text', 'bigint']),
@@ -115,7 +115,8 @@ SELECT function_privs_are('eventstore', f.name, f.args, r.role,
 			   (15, 'group_ack', ARRAY['text', 'text', 'bigint']),
 			   (16, 'wait_for', ARRAY['bigint', 'interval']),
 			   (17, 'nack', ARRAY['text', 'bigint', 'text', 'interval']),
-			   (18, 'group_nack', ARRAY['text', 'text', 'bigint', 'text', 'interval'])) f(n, name, args)
+			   (18, 'group_nack', ARRAY['text', 'text', 'bigint', 'text', 'interval']),
+			   (19, 'read_all_backwards', ARRAY['bigint', 'integer', 'text[]', 'text', 'text[]'])) f(n, name, args)
  CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
 					(3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
  ORDER BY f.n, r.n;
