@@ -64,3 +64,47 @@ SELECT * FROM eventstore.group_poll('waiting_group', 'w1', wait => '-1 second');
 \echo :LAST_ERROR_SQLSTATE
 SELECT eventstore.group_leave('waiting_group', 'w1');
 SELECT eventstore.drop_subscription('waiting'), eventstore.drop_subscription('waiting_group');
+
+-- wait_for_head, the procedure (holding no snapshot while it waits is
+-- tested in test/t/010_wait_for.pl): the head at once, or at the timeout
+SELECT eventstore.head() AS head \gset
+CALL eventstore.wait_for_head(:head - 1) \gset w_
+SELECT :w_head = :head AS at_once;
+SELECT clock_timestamp() AS t0 \gset
+CALL eventstore.wait_for_head(:head, '200 milliseconds') \gset w_
+SELECT :w_head = :head AS timed_out,
+	   clock_timestamp() - :'t0'::timestamptz >= interval '200 milliseconds' AS waited;
+-- on its own it commits the CALL's transaction first; in a transaction
+-- block it cannot, and waits as wait_for does, the block going on after it
+BEGIN;
+CREATE TEMP TABLE kept_by_the_block (x int);
+CALL eventstore.wait_for_head(:head, '10 milliseconds') \gset w_
+INSERT INTO kept_by_the_block VALUES (1);
+ROLLBACK;
+SELECT to_regclass('kept_by_the_block') IS NULL AS rolled_back;
+-- called from a procedure (not in a block), it commits the caller's work
+CREATE TABLE waited_rows (x int);
+CREATE PROCEDURE wait_then_roll_back() LANGUAGE plpgsql AS $$
+DECLARE
+	head bigint;
+BEGIN
+	INSERT INTO waited_rows VALUES (1);
+	CALL eventstore.wait_for_head(0, '0', head);
+	INSERT INTO waited_rows VALUES (2);
+	ROLLBACK;
+END
+$$;
+CALL wait_then_roll_back();
+SELECT array_agg(x) AS committed_by_the_wait FROM waited_rows;
+DROP PROCEDURE wait_then_roll_back();
+DROP TABLE waited_rows;
+CALL eventstore.wait_for_head(NULL);
+\echo :LAST_ERROR_SQLSTATE
+CALL eventstore.wait_for_head(-1);
+\echo :LAST_ERROR_SQLSTATE
+CALL eventstore.wait_for_head(0, '-1 second');
+\echo :LAST_ERROR_SQLSTATE
+SET statement_timeout = '100ms';
+CALL eventstore.wait_for_head(:head, '1 minute');
+\echo :LAST_ERROR_SQLSTATE
+RESET statement_timeout;

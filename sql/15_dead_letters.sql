@@ -141,6 +141,45 @@ SELECT eventstore.nack('dlg', pos(3), 'plain nack of a group');
 SELECT eventstore.group_nack('dl', 'm1', pos(3), 'group nack of a plain one');
 \echo :LAST_ERROR_SQLSTATE
 
+-- a member that takes a partition over does not settle what was
+-- redelivered to the member before it: it gets it at its first poll there
+SELECT eventstore.create_subscription('dlt', consumer_group => true, start_position => :base)
+	= :base AS created;
+SELECT count(*) FROM eventstore.group_join('dlt', 'a', '1 second');
+SELECT count(*) FROM eventstore.group_poll('dlt', 'a');
+SELECT eventstore.group_nack('dlt', 'a', pos(2), 'a fails', '0 seconds');
+SELECT array_agg(p.insert_order - :base) AS redelivered_to_a
+  FROM eventstore.group_poll('dlt', 'a', 1) p;
+-- a dies: its lease runs out, b takes every partition and acks at once
+SELECT pg_sleep(1.2);
+SELECT count(*) FROM eventstore.group_join('dlt', 'b');
+SELECT eventstore.group_ack('dlt', 'b', pos(7));
+SELECT * FROM dl_state WHERE subscription = 'dlt';
+SELECT array_agg(p.insert_order - :base) AS redelivered_to_b
+  FROM eventstore.group_poll('dlt', 'b', 1) p;
+SELECT eventstore.group_ack('dlt', 'b', pos(2));
+SELECT * FROM dl_state WHERE subscription = 'dlt';
+
+-- more bad calls
+SELECT eventstore.nack('dl', pos(1), 'x', '1000000 years');
+\echo :LAST_ERROR_SQLSTATE
+SELECT eventstore.replay_dead_letters('dl', '{{1}}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT eventstore.drop_dead_letters('dl', ARRAY[NULL]::bigint[]);
+\echo :LAST_ERROR_SQLSTATE
+
+-- a subscription's name is compared under the database's collation, not
+-- one the caller attaches to the argument
+CREATE COLLATION dl_case_insensitive (provider = icu, locale = 'und-u-ks-level2',
+									  deterministic = false);
+SELECT eventstore.create_subscription('dl-lower', start_from => 'head') IS NOT NULL AS created;
+SELECT count(*) FROM eventstore.poll('DL-LOWER' COLLATE dl_case_insensitive);
+\echo :LAST_ERROR_SQLSTATE
+SELECT eventstore.nack('DL-LOWER' COLLATE dl_case_insensitive, pos(1), 'x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT eventstore.drop_subscription('dl-lower');
+DROP COLLATION dl_case_insensitive;
+
 -- who may: the owner's roles nack, admins replay and drop
 CREATE ROLE dl_reader LOGIN IN ROLE eventstore_reader;
 CREATE ROLE dl_other LOGIN IN ROLE eventstore_reader;

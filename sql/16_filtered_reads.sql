@@ -134,6 +134,18 @@ SELECT count(*) FROM eventstore.read_all_backwards(1);
 SELECT eventstore.head() AS head \gset
 SELECT max(insert_order) = :head AS newest_is_head FROM eventstore.read_all_backwards(NULL, 1);
 
+-- the library under an older definition with fewer arguments (an install
+-- script from before the filters): no filter, no crash
+BEGIN;
+CREATE FUNCTION old_read_all(bigint, integer) RETURNS SETOF eventstore.recorded_event
+	AS '$libdir/eventstore', 'eventstore_read_all' LANGUAGE C VOLATILE;
+CREATE FUNCTION old_open_feed(bigint, text) RETURNS refcursor
+	AS '$libdir/eventstore', 'eventstore_open_feed' LANGUAGE C VOLATILE;
+SELECT array_agg(insert_order - :base) AS old_read_all FROM old_read_all(:base, 3);
+SELECT old_open_feed(:base, 'old');
+MOVE FORWARD 5 IN old;
+ROLLBACK;
+
 -- bad filters and arguments
 SELECT * FROM eventstore.read_all(0, 10, ARRAY[]::text[]);
 \echo :LAST_ERROR_SQLSTATE

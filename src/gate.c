@@ -169,10 +169,14 @@ eventstore_subscription_gate(PG_FUNCTION_ARGS)
 	check_stack_depth();
 	target = es_gate_target(fcinfo);
 
+	/*
+	 * The work compares names and filters under the database's collation,
+	 * never the caller's: a COLLATE on an argument (a case-insensitive one,
+	 * say) must not make it find another subscription.
+	 */
 	inner = palloc0(SizeForFunctionCallInfo(nargs + 1));
 	InitFunctionCallInfoData(*inner, &target->flinfo, nargs + 1,
-							 PG_GET_COLLATION(), fcinfo->context,
-							 fcinfo->resultinfo);
+							 InvalidOid, fcinfo->context, fcinfo->resultinfo);
 	for (int i = 0; i < nargs; i++)
 		inner->args[i] = fcinfo->args[i];
 	inner->args[nargs].value = ObjectIdGetDatum(caller);

@@ -40,6 +40,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
@@ -47,6 +48,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
@@ -70,6 +72,7 @@ static SPIPlanPtr last_tick_plan = NULL;
 PG_FUNCTION_INFO_V1(eventstore_head);
 PG_FUNCTION_INFO_V1(eventstore_open_appenders);
 PG_FUNCTION_INFO_V1(eventstore_wait_for);
+PG_FUNCTION_INFO_V1(eventstore_wait_for_head);
 
 /*
  * The full xid of a recent 32-bit xid, such as a snapshot's xmin, which
@@ -372,47 +375,19 @@ es_interval_ms(Interval *span)
 }
 
 /*
- * eventstore.wait_for(after_position bigint,
- *					   timeout interval DEFAULT '30 seconds')
- * returns bigint
- *
- * The head, as soon as it is above after_position, or when the timeout
- * has passed (then it may still be at or below it).  On the primary the
- * caller sleeps on the database's condition variable, which the ticker
- * broadcasts as it sees the head move (at most once per
- * eventstore.tick_interval), looking at the head in shared memory only;
- * on a hot standby it looks for a newer replayed tick every 20 ms, each
- * time with a new snapshot.  It takes no locks and needs no session state
- * (it works through a transaction pooler), and a cancel or a terminate
- * ends it at once.  Like any statement it keeps its own snapshot while it
- * runs.  In REPEATABLE READ or SERIALIZABLE the head returned is the
- * database's as of now, past what the transaction's snapshot sees: wait
- * outside such a transaction.  Errors: 22004 null arguments; 22023 a
- * negative after_position or timeout.
+ * Wait until the head is above after, or the deadline: on the primary on
+ * the database's condition variable, broadcast by the ticker as it sees the
+ * head move, looking at the head in shared memory only; on a hot standby
+ * by looking for a newer replayed tick every 20 ms, each time with a new
+ * snapshot (with no_snapshot, dropped again at once, the catalog's too, so
+ * that the backend holds no snapshot between two looks).  Returns the head
+ * last seen, counting a timeout.
  */
-Datum
-eventstore_wait_for(PG_FUNCTION_ARGS)
+static int64
+es_wait(EsDatabase *db, int64 after, TimestampTz deadline, bool no_snapshot)
 {
-	int64		after;
-	TimestampTz deadline;
 	int64		head;
 	bool		known = true;
-	EsDatabase *db;
-
-	EsCheckLoaded();
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("after_position and timeout must not be null")));
-	after = PG_GETARG_INT64(0);
-	if (after < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("after_position must not be negative")));
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-										   es_interval_ms(PG_GETARG_INTERVAL_P(1)));
-	db = EsMyDatabase();
-	EsCount(db, ES_COUNT_WAITS, 1);
 
 	if (RecoveryInProgress())
 	{
@@ -423,6 +398,8 @@ eventstore_wait_for(PG_FUNCTION_ARGS)
 			PushActiveSnapshot(GetTransactionSnapshot());
 			head = EsLastTick();
 			PopActiveSnapshot();
+			if (no_snapshot)
+				InvalidateCatalogSnapshot();
 			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 			if (head > after || remaining <= 0)
 				break;
@@ -451,5 +428,105 @@ eventstore_wait_for(PG_FUNCTION_ARGS)
 	}
 	if (head <= after)
 		EsCount(db, ES_COUNT_WAIT_TIMEOUTS, 1);
-	PG_RETURN_INT64(head);
+	return head;
+}
+
+/* The arguments of wait_for and wait_for_head, checked; the deadline. */
+static TimestampTz
+es_wait_args(FunctionCallInfo fcinfo, int64 *after)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("after_position and timeout must not be null")));
+	*after = PG_GETARG_INT64(0);
+	if (*after < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("after_position must not be negative")));
+	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+									   es_interval_ms(PG_GETARG_INTERVAL_P(1)));
+}
+
+/*
+ * eventstore.wait_for(after_position bigint,
+ *					   timeout interval DEFAULT '30 seconds')
+ * returns bigint
+ *
+ * The head, as soon as it is above after_position, or when the timeout
+ * has passed (then it may still be at or below it); see es_wait.  It takes
+ * no locks and needs no session state (it works through a transaction
+ * pooler), and a cancel or a terminate ends it at once.  Like any
+ * statement it keeps its own snapshot while it runs (the procedure
+ * wait_for_head does not).  In REPEATABLE READ or SERIALIZABLE the head
+ * returned is the database's as of now, past what the transaction's
+ * snapshot sees: wait outside such a transaction.  Errors: 22004 null
+ * arguments; 22023 a negative after_position or timeout.
+ */
+Datum
+eventstore_wait_for(PG_FUNCTION_ARGS)
+{
+	int64		after;
+	TimestampTz deadline;
+	EsDatabase *db;
+
+	EsCheckLoaded();
+	deadline = es_wait_args(fcinfo, &after);
+	db = EsMyDatabase();
+	EsCount(db, ES_COUNT_WAITS, 1);
+	PG_RETURN_INT64(es_wait(db, after, deadline, false));
+}
+
+/*
+ * CALL eventstore.wait_for_head(after_position bigint,
+ *								 timeout interval DEFAULT '30 seconds',
+ *								 INOUT head bigint DEFAULT NULL)
+ *
+ * wait_for as a procedure, which holds no snapshot while it waits: called
+ * on its own (not inside a transaction block, where it cannot end the
+ * transaction), it first commits the transaction the CALL runs in, as
+ * COMMIT in a procedure does, and waits in a new one that takes no
+ * snapshot on the primary, and only for each 20 ms look on a standby.  So
+ * a long wait does not hold back the removal of dead rows (VACUUM's
+ * horizon, or the primary's through hot_standby_feedback).  Inside a
+ * transaction block it waits as wait_for does.  head is set to the head.
+ * Errors: those of wait_for.
+ */
+Datum
+eventstore_wait_for_head(PG_FUNCTION_ARGS)
+{
+	CallContext *call = (fcinfo->context != NULL &&
+						 IsA(fcinfo->context, CallContext)) ?
+		(CallContext *) fcinfo->context : NULL;
+	bool		nonatomic = call != NULL && !call->atomic;
+	int64		after;
+	TimestampTz deadline;
+	EsDatabase *db;
+	int64		head;
+	TupleDesc	desc;
+	Datum		value;
+	bool		isnull = false;
+
+	EsCheckLoaded();
+	deadline = es_wait_args(fcinfo, &after);
+	db = EsMyDatabase();
+	EsCount(db, ES_COUNT_WAITS, 1);
+
+	if (nonatomic)
+	{
+		/* end the CALL's transaction and its snapshots; a new one begins */
+		if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect_ext failed");
+		SPI_commit();
+		SPI_finish();
+		InvalidateCatalogSnapshot();
+	}
+	head = es_wait(db, after, deadline, nonatomic);
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE ||
+		desc->natts != 1 || TupleDescAttr(desc, 0)->atttypid != INT8OID)
+		elog(ERROR, "eventstore.wait_for_head() must have one INOUT bigint argument");
+	value = Int64GetDatum(head);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc),
+													  &value, &isnull)));
 }

@@ -139,9 +139,10 @@ eventstore_read_all(PG_FUNCTION_ARGS)
 	bool		rownulls[ES_READ_NATTS];
 
 	EsCheckLoaded();
+	/* a definition with fewer arguments (an older script): no filter */
 	for (int i = 0; i < ES_READ_ALL_NARGS; i++)
 	{
-		nulls[i] = PG_ARGISNULL(i);
+		nulls[i] = i >= PG_NARGS() || PG_ARGISNULL(i);
 		values[i] = nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
 	}
 	EsCheckReadAllArgs(values, nulls, &req);
@@ -216,9 +217,10 @@ eventstore_open_feed(PG_FUNCTION_ARGS)
 		name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 		es_check_cursor_name(name);
 	}
+	/* a definition with fewer arguments (an older script): no filter */
 	for (int i = 0; i < 3; i++)
 	{
-		filter_nulls[i] = PG_ARGISNULL(2 + i);
+		filter_nulls[i] = 2 + i >= PG_NARGS() || PG_ARGISNULL(2 + i);
 		filter_values[i] = filter_nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(2 + i);
 	}
 	filtered = EsCheckFeedFilter(filter_values, filter_nulls, &filter);

@@ -32,6 +32,19 @@ LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
 COMMENT ON FUNCTION eventstore.wait_for(bigint, interval) IS
 'the head as soon as it is above after_position, or when the timeout has passed: waiting without LISTEN (poolers, standbys)';
 
+/*
+ * wait_for as a procedure that holds no snapshot while it waits: on its own
+ * it commits the CALL's transaction first (see src/head.c).
+ */
+CREATE PROCEDURE eventstore.wait_for_head(
+	after_position bigint,
+	timeout interval DEFAULT '30 seconds',
+	INOUT head bigint DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'eventstore_wait_for_head'
+LANGUAGE C;
+COMMENT ON PROCEDURE eventstore.wait_for_head(bigint, interval, bigint) IS
+'wait_for without a snapshot held while waiting (CALL it outside a transaction block); sets head';
+
 CREATE FUNCTION eventstore.read_all(
 	after_position bigint DEFAULT 0,
 	max_count integer DEFAULT 1000,

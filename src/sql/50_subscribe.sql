@@ -46,10 +46,11 @@ CREATE TABLE eventstore.subscriptions (
 	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	acked_at		timestamptz,
 	max_attempts	integer NOT NULL DEFAULT 5
-		CHECK (max_attempts BETWEEN 1 AND 1000)
+		CHECK (max_attempts BETWEEN 1 AND 1000),
+	redelivery_xid	xid8
 );
 COMMENT ON TABLE eventstore.subscriptions IS
-'durable subscriptions: owner, checkpoint (plain ones), filter, paused, attempts before a dead letter stays parked';
+'durable subscriptions: owner, checkpoint (plain ones), filter, paused, attempts before a dead letter stays parked, the last poll that redelivered dead letters';
 
 CREATE TABLE eventstore.subscription_partitions (
 	subscription	text NOT NULL
@@ -443,17 +444,29 @@ BEGIN
 
 	/*
 	 * Dead letters that are due come first (src/sql/55_dead_letters.sql),
-	 * when reading from the checkpoint, and in a read-write transaction on
-	 * the primary (they are marked as delivered).  If they fill max_count,
-	 * the events after the checkpoint wait for the next poll.
+	 * when reading from the checkpoint, in a read-write transaction on the
+	 * primary: they are marked as delivered by this transaction, which the
+	 * subscription records as its last poll, so that only the
+	 * acknowledgement that follows it settles them.  A poll after a
+	 * position records itself too, delivering none: an acknowledgement of
+	 * what it read settles none.  Writing the row makes polls of a
+	 * subscription with dead letters due wait for each other, as with
+	 * lock.  If the dead letters fill max_count, the events after the
+	 * checkpoint wait for the next poll.
 	 */
-	IF after_position IS NULL AND NOT pg_is_in_recovery()
-	   AND current_setting('transaction_read_only') = 'off' THEN
-		RETURN QUERY SELECT * FROM eventstore.dead_letter_redeliver(s.name, max_count, NULL, NULL);
-		GET DIAGNOSTICS n = ROW_COUNT;
-		budget := max_count - n;
-		IF budget = 0 THEN
-			RETURN;
+	IF NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'
+	   AND EXISTS (SELECT FROM eventstore.dead_letters d
+				   WHERE d.subscription = s.name AND d.retry_at <= clock_timestamp()) THEN
+		UPDATE eventstore.subscriptions x SET redelivery_xid = pg_current_xact_id()
+		 WHERE x.name = s.name;
+		IF after_position IS NULL THEN
+			RETURN QUERY SELECT * FROM eventstore.dead_letter_redeliver(s.name, max_count,
+																		NULL, NULL);
+			GET DIAGNOSTICS n = ROW_COUNT;
+			budget := max_count - n;
+			IF budget = 0 THEN
+				RETURN;
+			END IF;
 		END IF;
 	END IF;
 
@@ -516,11 +529,14 @@ BEGIN
 	UPDATE eventstore.subscriptions x SET checkpoint = up_to, acked_at = now()
 	 WHERE x.name = s.name AND x.checkpoint < up_to;
 	IF FOUND THEN
-		PERFORM eventstore.dead_letter_settle(s.name, up_to, NULL, NULL);
+		PERFORM eventstore.dead_letter_settle(s.name, up_to, NULL, NULL,
+											  ARRAY[s.redelivery_xid]);
 		RETURN true;
 	END IF;
-	-- dead letters redelivered: settled by an ack that covers them
-	RETURN eventstore.dead_letter_settle(s.name, up_to, NULL, NULL) > 0;
+	-- dead letters the last redelivering poll returned: settled by an ack
+	-- that covers them
+	RETURN eventstore.dead_letter_settle(s.name, up_to, NULL, NULL,
+										 ARRAY[s.redelivery_xid]) > 0;
 END
 $$;
 COMMENT ON FUNCTION eventstore.ack_internal(text, bigint, regrole) IS
@@ -826,12 +842,22 @@ BEGIN
 	  FROM eventstore.subscription_partitions p
 	 WHERE p.subscription = s.name AND p.partition = ANY (parts);
 
-	-- the due dead letters of these partitions first, as poll does
+	/*
+	 * The due dead letters of these partitions first, as poll does, marked
+	 * as delivered by this transaction, which each partition records as the
+	 * member's last poll (polled_xid, below): group_ack settles only what
+	 * that poll returned.  If they fill max_count the events wait for the
+	 * next poll, which the partitions' polled_to says.
+	 */
 	IF afters IS NOT NULL THEN
 		RETURN QUERY SELECT * FROM eventstore.dead_letter_redeliver(s.name, max_count, firsts, lasts);
 		GET DIAGNOSTICS n = ROW_COUNT;
 		budget := max_count - n;
 		IF budget = 0 THEN
+			UPDATE eventstore.subscription_partitions p
+			   SET polled_to = COALESCE(p.polled_to, p.checkpoint),
+				   polled_xid = pg_current_xact_id()
+			 WHERE p.subscription = s.name AND p.partition = ANY (parts);
 			RETURN;
 		END IF;
 	END IF;
@@ -900,6 +926,7 @@ DECLARE
 	moved integer;
 	firsts integer[];
 	lasts integer[];
+	xids xid8[];
 BEGIN
 	IF up_to IS NULL OR up_to < 0 THEN
 		RAISE EXCEPTION 'up_to must be a position (0 or more)' USING ERRCODE = 'invalid_parameter_value';
@@ -920,14 +947,21 @@ BEGIN
 							  AND q.checkpoint < least(up_to, q.polled_to)
 							FOR NO KEY UPDATE SKIP LOCKED);
 	GET DIAGNOSTICS moved = ROW_COUNT;
-	-- the dead letters redelivered in the member's partitions, up to up_to
-	SELECT pg_catalog.array_agg(q.first_bucket), pg_catalog.array_agg(q.last_bucket)
-	  INTO firsts, lasts
-	  FROM (SELECT x.first_bucket, x.last_bucket FROM eventstore.subscription_partitions x
+	/*
+	 * The dead letters that the member's last poll of each of its
+	 * partitions redelivered, up to up_to (a partition it took over and has
+	 * not polled yet has no polled_to: nothing there is the member's).
+	 */
+	SELECT pg_catalog.array_agg(q.first_bucket), pg_catalog.array_agg(q.last_bucket),
+		   pg_catalog.array_agg(q.polled_xid)
+	  INTO firsts, lasts, xids
+	  FROM (SELECT x.first_bucket, x.last_bucket, x.polled_xid
+			  FROM eventstore.subscription_partitions x
 			 WHERE x.subscription = s.name AND x.member = group_ack_internal.member
+			   AND x.polled_to IS NOT NULL AND x.polled_xid IS NOT NULL
 			   FOR NO KEY UPDATE SKIP LOCKED) q;
 	IF firsts IS NOT NULL THEN
-		PERFORM eventstore.dead_letter_settle(s.name, up_to, firsts, lasts);
+		PERFORM eventstore.dead_letter_settle(s.name, up_to, firsts, lasts, xids);
 	END IF;
 	RETURN moved;
 END

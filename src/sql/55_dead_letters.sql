@@ -11,12 +11,16 @@
  *
  * Redelivery: poll (group_poll: for the member's partitions) returns the
  * due dead letters first, at most max_count of them, then the events
- * after the checkpoint.  Each one returned is marked as delivered; the ack
- * (group_ack) that covers its position settles it, the dead letter is
- * gone; a nack instead counts another attempt.  A consumer that dies
- * between the poll and the ack gets it again at its next poll, like the
- * events after its checkpoint.  Only a read-write poll on the primary
- * redelivers (it writes the mark).  A redelivered event comes after events
+ * after the checkpoint.  Each one returned is marked as delivered by the
+ * poll's transaction (delivered_xid), and the subscription (a group: each
+ * of the member's partitions, polled_xid) records that transaction as its
+ * last poll.  An ack (group_ack) settles the dead letters at or below its
+ * position that the last poll delivered: the dead letter is gone; a nack
+ * instead counts another attempt.  So an ack settles only what its own
+ * consumer was given: a consumer that dies between the poll and the ack
+ * gets it again at its next poll, and a member that takes a partition
+ * over gets it at its first poll there.  Only a read-write poll on the
+ * primary redelivers (it writes the marks).  A redelivered event comes after events
  * that follow it in the log, of its own stream too: a consumer that needs
  * stream order must not nack (or must hold the stream back itself).
  */
@@ -34,6 +38,7 @@ CREATE TABLE eventstore.dead_letters (
 	failed_at		timestamptz NOT NULL,
 	retry_at		timestamptz,
 	delivered_at	timestamptz,
+	delivered_xid	xid8,
 	PRIMARY KEY (subscription, insert_order)
 );
 COMMENT ON TABLE eventstore.dead_letters IS
@@ -66,26 +71,30 @@ COMMENT ON VIEW eventstore.dead_letter_events IS
 'every dead letter with its state (parked, waiting, due, delivered), attempts and reason';
 
 /*
- * Park the event at event_position for subscription s (checked and authorized by
- * the caller): 22023 unless it is an event of the subscription up to the
- * head.  Returns 'retry' (it comes back at retry_at) or 'parked'.
+ * The event at event_position, checked for a nack of subscription s (checked
+ * and authorized by the caller) with reason and retry_after: 22004 a null
+ * position; 22023 unless it is an event of the subscription up to the
+ * head, a negative or over-long retry_after, a reason over 8192 bytes.
  */
-CREATE FUNCTION eventstore.dead_letter_park(
+CREATE FUNCTION eventstore.dead_letter_event(
 	s eventstore.subscriptions, event_position bigint, reason text, retry_after interval)
-RETURNS text
+RETURNS eventstore.events
 LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	e eventstore.events;
-	state text;
 BEGIN
-	IF event_position IS NULL OR event_position < 1 THEN
+	IF event_position IS NULL THEN
+		RAISE EXCEPTION 'event_position must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF event_position < 1 THEN
 		RAISE EXCEPTION 'event_position must be the position of an event (1 or more)'
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	IF retry_after < interval '0' THEN
-		RAISE EXCEPTION 'retry_after must not be negative' USING ERRCODE = 'invalid_parameter_value';
+	IF retry_after < interval '0' OR retry_after > interval '100 years' THEN
+		RAISE EXCEPTION 'retry_after must be between 0 and 100 years'
+			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	IF octet_length(reason) > 8192 THEN
 		RAISE EXCEPTION 'reason must have at most 8192 bytes' USING ERRCODE = 'invalid_parameter_value';
@@ -105,7 +114,25 @@ BEGIN
 			event_position, s.name
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	RETURN e;
+END
+$$;
+COMMENT ON FUNCTION eventstore.dead_letter_event(eventstore.subscriptions, bigint, text, interval) IS
+'internal: the event a nack gives back, checked';
 
+/*
+ * Park event e (checked by dead_letter_event) for subscription s, counting
+ * the attempt.  Returns 'retry' (it comes back at retry_at) or 'parked'.
+ */
+CREATE FUNCTION eventstore.dead_letter_park(
+	s eventstore.subscriptions, e eventstore.events, reason text, retry_after interval)
+RETURNS text
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	state text;
+BEGIN
 	INSERT INTO eventstore.dead_letters AS d
 		(subscription, insert_order, bucket, stream_id, event_id, event_type,
 		 attempts, reason, first_failed_at, failed_at, retry_at)
@@ -118,19 +145,20 @@ BEGIN
 		   reason = excluded.reason,
 		   failed_at = excluded.failed_at,
 		   delivered_at = NULL,
+		   delivered_xid = NULL,
 		   retry_at = CASE WHEN retry_after IS NOT NULL AND d.attempts + 1 < s.max_attempts
 						   THEN clock_timestamp() + retry_after END
 	RETURNING CASE WHEN d.retry_at IS NULL THEN 'parked' ELSE 'retry' END INTO state;
 	RETURN state;
 END
 $$;
-COMMENT ON FUNCTION eventstore.dead_letter_park(eventstore.subscriptions, bigint, text, interval) IS
+COMMENT ON FUNCTION eventstore.dead_letter_park(eventstore.subscriptions, eventstore.events, text, interval) IS
 'internal: parks an event of a subscription, counting the attempt; returns retry or parked';
 
 /*
  * The due dead letters of a subscription (in the bucket ranges given; NULL:
- * all), at most max_count, oldest position first, marked as delivered.
- * Rows another transaction holds are skipped.
+ * all), at most max_count, oldest position first, marked as delivered by
+ * this transaction.  Rows another transaction holds are skipped.
  */
 CREATE FUNCTION eventstore.dead_letter_redeliver(
 	subscription text, max_count integer, first_buckets integer[], last_buckets integer[])
@@ -141,7 +169,8 @@ AS $$
 BEGIN
 	RETURN QUERY
 	WITH due AS (
-		UPDATE eventstore.dead_letters d SET delivered_at = clock_timestamp()
+		UPDATE eventstore.dead_letters d
+		   SET delivered_at = clock_timestamp(), delivered_xid = pg_current_xact_id()
 		 WHERE d.subscription = dead_letter_redeliver.subscription
 		   AND d.insert_order IN (
 				SELECT x.insert_order FROM eventstore.dead_letters x
@@ -164,11 +193,14 @@ COMMENT ON FUNCTION eventstore.dead_letter_redeliver(text, integer, integer[], i
 'internal: the due dead letters of a subscription, marked as delivered, for poll and group_poll';
 
 /*
- * An ack up to up_to settles the delivered dead letters at or below it (in
- * the bucket ranges given; NULL: all).  Returns how many.
+ * An ack up to up_to settles the dead letters at or below it that the
+ * consumer's last poll delivered: per bucket range (NULL bounds: every
+ * bucket), the transaction of that poll.  Rows another transaction holds
+ * are left for a later ack.  Returns how many.
  */
 CREATE FUNCTION eventstore.dead_letter_settle(
-	subscription text, up_to bigint, first_buckets integer[], last_buckets integer[])
+	subscription text, up_to bigint, first_buckets integer[], last_buckets integer[],
+	delivered_xids xid8[])
 RETURNS integer
 LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -178,16 +210,21 @@ DECLARE
 BEGIN
 	DELETE FROM eventstore.dead_letters d
 	 WHERE d.subscription = dead_letter_settle.subscription
-	   AND d.delivered_at IS NOT NULL AND d.insert_order <= up_to
-	   AND (first_buckets IS NULL
-			OR EXISTS (SELECT FROM unnest(first_buckets, last_buckets) r(f, l)
-						WHERE d.bucket BETWEEN r.f AND r.l));
+	   AND d.insert_order IN (
+			SELECT x.insert_order
+			  FROM eventstore.dead_letters x,
+				   unnest(first_buckets, last_buckets, delivered_xids) r(f, l, xid)
+			 WHERE x.subscription = dead_letter_settle.subscription
+			   AND x.insert_order <= up_to
+			   AND x.delivered_xid = r.xid
+			   AND (r.f IS NULL OR x.bucket BETWEEN r.f AND r.l)
+			   FOR UPDATE OF x SKIP LOCKED);
 	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN n;
 END
 $$;
-COMMENT ON FUNCTION eventstore.dead_letter_settle(text, bigint, integer[], integer[]) IS
-'internal: an acknowledgement settles the delivered dead letters it covers';
+COMMENT ON FUNCTION eventstore.dead_letter_settle(text, bigint, integer[], integer[], xid8[]) IS
+'internal: an acknowledgement settles the dead letters its consumer''s last poll delivered';
 
 CREATE FUNCTION eventstore.nack(
 	subscription text, event_position bigint, reason text, retry_after interval DEFAULT NULL)
@@ -208,7 +245,9 @@ DECLARE
 	state text;
 BEGIN
 	s := eventstore.subscription_row(subscription, false, false, 'nack', caller);
-	state := eventstore.dead_letter_park(s, event_position, reason, retry_after);
+	state := eventstore.dead_letter_park(s,
+		eventstore.dead_letter_event(s, event_position, reason, retry_after),
+		reason, retry_after);
 	UPDATE eventstore.subscriptions x SET checkpoint = event_position, acked_at = now()
 	 WHERE x.name = s.name AND x.checkpoint < event_position;
 	RETURN state;
@@ -235,27 +274,31 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	s eventstore.subscriptions;
+	e eventstore.events;
 	part integer;
 	state text;
 BEGIN
 	s := eventstore.subscription_row(subscription, true, false, 'group_nack', caller);
 	PERFORM eventstore.group_member_check(s.name, member);
-	state := eventstore.dead_letter_park(s, event_position, reason, retry_after);
-	-- the partition of the event, if the member holds it and no other
-	-- transaction does (as group_ack)
+	e := eventstore.dead_letter_event(s, event_position, reason, retry_after);
+	/*
+	 * The partition of the event, if the member holds it and no other
+	 * transaction does (as group_ack), before anything is written: a
+	 * partition in another member's poll is not waited for.
+	 */
 	SELECT p.partition INTO part
 	  FROM eventstore.subscription_partitions p
-	  JOIN eventstore.dead_letters d ON d.subscription = p.subscription
-	   AND d.insert_order = group_nack_internal.event_position
 	 WHERE p.subscription = s.name AND p.member = group_nack_internal.member
-	   AND d.bucket BETWEEN p.first_bucket AND p.last_bucket
-	   FOR NO KEY UPDATE OF p SKIP LOCKED;
+	   AND e.bucket BETWEEN p.first_bucket AND p.last_bucket
+	   FOR NO KEY UPDATE SKIP LOCKED;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'member "%" of group "%" does not hold the partition of position %',
 			member, s.name, event_position
 			USING ERRCODE = 'ES004',
-				  HINT = 'Give back only events of the partitions the member polled.';
+				  DETAIL = 'Another member holds it, or another transaction of this member does.',
+				  HINT = 'Give back only events of the partitions the member polled, in the transaction of its poll or after it.';
 	END IF;
+	state := eventstore.dead_letter_park(s, e, reason, retry_after);
 	UPDATE eventstore.subscription_partitions p
 	   SET checkpoint = group_nack_internal.event_position, acked_at = now()
 	 WHERE p.subscription = s.name AND p.partition = part
@@ -266,6 +309,28 @@ END
 $$;
 COMMENT ON FUNCTION eventstore.group_nack_internal(text, text, bigint, text, interval, regrole) IS
 'internal: group_nack, called through the gate';
+
+/* positions of replay_dead_letters and drop_dead_letters: 22023 unless NULL
+ * or a one-dimensional array without nulls. */
+CREATE FUNCTION eventstore.dead_letter_positions_check(positions bigint[])
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	-- the dimensions before array_position(), which refuses more than one
+	IF array_ndims(positions) > 1 THEN
+		RAISE EXCEPTION 'positions must be a one-dimensional array without nulls'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF array_position(positions, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION 'positions must be a one-dimensional array without nulls'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION eventstore.dead_letter_positions_check(bigint[]) IS
+'internal: raises 22023 unless positions is NULL or a flat list without nulls';
 
 /*
  * Admins: make parked (or waiting) dead letters due at once, with their
@@ -290,8 +355,10 @@ DECLARE
 	n integer;
 BEGIN
 	s := eventstore.subscription_row(subscription, NULL, false, 'replay_dead_letters', caller);
+	PERFORM eventstore.dead_letter_positions_check(positions);
 	UPDATE eventstore.dead_letters d
-	   SET retry_at = clock_timestamp(), attempts = 0, delivered_at = NULL
+	   SET retry_at = clock_timestamp(), attempts = 0, delivered_at = NULL,
+		   delivered_xid = NULL
 	 WHERE d.subscription = s.name
 	   AND (positions IS NULL OR d.insert_order = ANY (positions));
 	GET DIAGNOSTICS n = ROW_COUNT;
@@ -319,6 +386,7 @@ DECLARE
 	n integer;
 BEGIN
 	s := eventstore.subscription_row(subscription, NULL, false, 'drop_dead_letters', caller);
+	PERFORM eventstore.dead_letter_positions_check(positions);
 	DELETE FROM eventstore.dead_letters d
 	 WHERE d.subscription = s.name
 	   AND (positions IS NULL OR d.insert_order = ANY (positions));

@@ -9,7 +9,7 @@
  * the privileges of its owner, and by admins (src/gate.c).  The internal
  * functions behind the subscription functions are granted to nobody.
  */
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA eventstore FROM PUBLIC;
+REVOKE ALL ON ALL ROUTINES IN SCHEMA eventstore FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA eventstore FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA eventstore FROM PUBLIC;
 
@@ -51,6 +51,9 @@ GRANT EXECUTE ON FUNCTION
 	eventstore.group_ack(text, text, bigint),
 	eventstore.nack(text, bigint, text, interval),
 	eventstore.group_nack(text, text, bigint, text, interval)
+	TO eventstore_reader;
+
+GRANT EXECUTE ON PROCEDURE eventstore.wait_for_head(bigint, interval, bigint)
 	TO eventstore_reader;
 
 GRANT EXECUTE ON FUNCTION

@@ -9,7 +9,7 @@
  * grants count.  03_roles.sql checks the same by acting as the roles.
  */
 BEGIN;
-SELECT plan(293);
+SELECT plan(305);
 
 -- Schema ----------------------------------------------------------------------
 
@@ -121,6 +121,13 @@ SELECT function_privs_are('eventstore', f.name, f.args, r.role,
 					(3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
  ORDER BY f.n, r.n;
 
+-- wait_for_head, the procedure: readers and up, never PUBLIC.
+SELECT function_privs_are('eventstore', 'wait_for_head', ARRAY['bigint', 'interval', 'bigint'],
+		r.role, CASE WHEN r.role = 'public' THEN ARRAY[]::name[] ELSE ARRAY['EXECUTE']::name[] END)
+  FROM (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
+			   (3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
+ ORDER BY r.n;
+
 -- Signals: writers and admins.
 SELECT function_privs_are('eventstore', 'signal', ARRAY['text', 'text'], r.role,
 		CASE WHEN r.role IN ('public', 'eventstore_reader') THEN ARRAY[]::name[]
@@ -156,9 +163,13 @@ SELECT function_privs_are('eventstore', f.name, f.args, r.role, ARRAY[]::name[])
 				ARRAY['bigint[]', 'integer[]', 'integer[]', 'bigint', 'integer',
 					  'text[]', 'text', 'text[]']),
 			   (5, 'dead_letter_park',
-				ARRAY['eventstore.subscriptions', 'bigint', 'text', 'interval']),
+				ARRAY['eventstore.subscriptions', 'eventstore.events', 'text', 'interval']),
 			   (6, 'dead_letter_redeliver', ARRAY['text', 'integer', 'integer[]', 'integer[]']),
-			   (7, 'dead_letter_settle', ARRAY['text', 'bigint', 'integer[]', 'integer[]'])) f(n, name, args)
+			   (7, 'dead_letter_settle',
+				ARRAY['text', 'bigint', 'integer[]', 'integer[]', 'xid8[]']),
+			   (8, 'dead_letter_event',
+				ARRAY['eventstore.subscriptions', 'bigint', 'text', 'interval']),
+			   (9, 'dead_letter_positions_check', ARRAY['bigint[]'])) f(n, name, args)
  CROSS JOIN (VALUES (1, 'public'::name), (2, 'eventstore_reader'),
 					(3, 'eventstore_writer'), (4, 'eventstore_admin')) r(n, role)
  ORDER BY f.n, r.n;

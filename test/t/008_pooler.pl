@@ -11,12 +11,9 @@
 #	running prints the events appended meanwhile, also across a restart of
 #	the server behind the pooler.
 #
-# One PgBouncer, started here as the user the tests run as, on a free port
-# of 127.0.0.1, with its socket, configuration and log in the test's
-# temporary directories and trust authentication, serves one database alias
-# per pooling mode, es_transaction, es_statement and es_session, each with a
-# pool of one server connection, so that consecutive clients are certain to
-# share it.  The test is skipped when no pgbouncer binary is installed
+# One PgBouncer (test/t/EsPooler.pm) serves one database alias per pooling
+# mode, es_transaction, es_statement and es_session, each with a pool of one
+# server connection, so that consecutive clients are certain to share it.  The test is skipped when no pgbouncer binary is installed
 # (test/lib.sh installs the Debian package).
 
 use strict;
@@ -29,13 +26,13 @@ use FindBin;
 use lib $FindBin::RealBin;
 use EsEnv;
 use EsFollow;
+use EsPooler;
 
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my ($pgbouncer) = grep { -x $_ }
-  map { "$_/pgbouncer" } split(/:/, $ENV{PATH}), '/usr/sbin', '/usr/local/sbin';
+my $pgbouncer = EsPooler::binary();
 plan skip_all => 'pgbouncer is not installed (Debian package "pgbouncer")'
   if !defined $pgbouncer;
 
@@ -58,59 +55,17 @@ $node->safe_psql('postgres', 'CREATE EXTENSION eventstore');
 # --- PgBouncer -------------------------------------------------------------------
 
 my @modes = qw(transaction statement session);
-my $dir = PostgreSQL::Test::Utils::tempdir();
-my $socket_dir = PostgreSQL::Test::Utils::tempdir_short();
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $user = getpwuid($<);
-my $server = 'host=' . $node->host . ' port=' . $node->port . ' dbname=postgres';
-
-PostgreSQL::Test::Utils::append_to_file("$dir/users.txt", qq{"$user" ""\n});
-PostgreSQL::Test::Utils::append_to_file("$dir/pgbouncer.ini", join('',
-	"[databases]\n",
-	(map { "es_$_ = $server pool_mode=$_ pool_size=1\n" } @modes),
-	qq{
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $port
-unix_socket_dir = $socket_dir
-auth_type = trust
-auth_file = $dir/users.txt
-logfile = $dir/pgbouncer.log
-pidfile = $dir/pgbouncer.pid
-max_client_conn = 20
-server_login_retry = 1
-}));
-
-my $bouncer = IPC::Run::start([ $pgbouncer, '-q', "$dir/pgbouncer.ini" ],
-	'<', '/dev/null', '>', "$dir/pgbouncer.out", '2>&1');
-
-# Stop PgBouncer however the test ends.
-END
-{
-	local $?;
-	$bouncer->kill_kill if $bouncer && $bouncer->pumpable;
-}
+my $pool = EsPooler->start($pgbouncer, $node, @modes);
 
 sub via
 {
 	my ($mode) = @_;
-	return "host=127.0.0.1 port=$port dbname=es_$mode";
+	return $pool->via($mode);
 }
 
-my $deadline = time() + $timeout;
-my $ready = 0;
-while (!$ready && time() < $deadline && $bouncer->pumpable)
+if (!ok($pool->ready, 'PgBouncer accepts connections on port ' . $pool->port))
 {
-	my ($o, $e);
-	$ready = IPC::Run::run(
-		[ 'psql', '-X', '-qAt', '-d', via('session'), '-c', 'SELECT 1' ],
-		'<', \undef, '>', \$o, '2>', \$e);
-	usleep(100_000) if !$ready;
-}
-if (!ok($ready, "PgBouncer accepts connections on port $port"))
-{
-	diag(PostgreSQL::Test::Utils::slurp_file("$dir/pgbouncer.log"))
-	  if -f "$dir/pgbouncer.log";
+	diag($pool->log);
 	done_testing();
 	exit 1;
 }
@@ -222,15 +177,11 @@ for my $mode (@modes)
 # A LISTEN left on a server connection of a transaction or statement pool
 # would make PgBouncer drop the notifications it later receives there, with
 # a warning: neither --no-listen nor --exit-at-head listens.
-unlike(PostgreSQL::Test::Utils::slurp_file("$dir/pgbouncer.log"),
+unlike($pool->log,
 	qr/got packet 'A' from server when not linked/,
 	'no pooled server connection was left listening');
 
-# pumpable() is true while the process lives (it has no pipes to pump).
-$bouncer->signal('TERM');
-my $stop_deadline = time() + 10;
-usleep(50_000) while $bouncer->pumpable && time() < $stop_deadline;
-ok(!$bouncer->pumpable, 'PgBouncer stopped on SIGTERM');
+ok($pool->stop, 'PgBouncer stopped on SIGTERM');
 
 $node->stop;
 done_testing();

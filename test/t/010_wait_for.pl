@@ -11,9 +11,14 @@
 # cancelled at once by pg_cancel_backend, and returns the unchanged head at
 # its timeout.  A poll with wait is woken the same way.
 #
+# wait_for, like any statement, keeps its snapshot while it waits (its
+# backend_xmin is set); the procedure wait_for_head, called on its own,
+# holds none (backend_xmin is null) and is woken the same way.
+#
 # On a streaming hot standby (no ticker there) a waiter returns once the
 # primary's append and the tick that covers it are replayed, with the
-# standby's new head.
+# standby's new head; wait_for_head there holds a snapshot only for each
+# 20 ms look.
 
 use strict;
 use warnings;
@@ -85,6 +90,7 @@ is( $primary->safe_psql('postgres', qq{
 
 my @latencies;
 my $t0;
+my $position;
 for my $round (1 .. 5)
 {
 	if ($round > 1)
@@ -132,6 +138,35 @@ like($waiter->{stderr}, qr/canceling statement due to user request/,
 cmp_ok(time - $t0, '<', 5, 'primary: at once');
 $waiter->{stderr} = '';
 
+# A snapshot while waiting: wait_for holds its statement's, wait_for_head
+# none.
+$head = $primary->safe_psql('postgres', 'SELECT eventstore.head()');
+start_wait($primary, $waiter, $waiter_pid, $head, '60 seconds');
+is( $primary->safe_psql('postgres', qq{
+		SELECT backend_xmin IS NOT NULL FROM pg_stat_activity WHERE pid = $waiter_pid}),
+	't', 'primary: wait_for keeps its statement snapshot while it waits');
+append('release-function-waiter');
+$waiter->query_safe('SELECT :got');
+
+$head = $primary->safe_psql('postgres', 'SELECT eventstore.head()');
+$waiter->query_until(qr/calling/, qq{
+\\echo calling
+CALL eventstore.wait_for_head($head, '60 seconds') \\gset
+});
+$primary->poll_query_until('postgres', qq{
+	SELECT state = 'active' AND wait_event_type = 'Extension'
+	  FROM pg_stat_activity WHERE pid = $waiter_pid})
+  or die 'the procedure did not start waiting';
+is( $primary->safe_psql('postgres', qq{
+		SELECT backend_xmin IS NULL AND backend_xid IS NULL
+		  FROM pg_stat_activity WHERE pid = $waiter_pid}),
+	't', 'primary: wait_for_head holds no snapshot and no transaction id while it waits');
+$t0 = time;
+$position = append('procedure');
+my $called = $waiter->query_safe('SELECT :head');
+cmp_ok($called, '>=', $position, "primary: wait_for_head returns the new head ($called)");
+cmp_ok(time - $t0, '<', 0.5, 'primary: woken by the ticker');
+
 # The timeout: the head as it is.
 $head = $primary->safe_psql('postgres', 'SELECT eventstore.head()');
 $t0 = time;
@@ -153,7 +188,7 @@ my $standby_pid = $standby_waiter->query_safe('SELECT pg_backend_pid()');
 my $standby_head = $standby->safe_psql('postgres', 'SELECT eventstore.head()');
 start_wait($standby, $standby_waiter, $standby_pid, $standby_head, '60 seconds');
 $t0 = time;
-my $position = append('replicated');
+$position = append('replicated');
 my $got = $standby_waiter->query_safe('SELECT :got');
 cmp_ok($got, '>=', $position,
 	"standby: the waiter returns once the append is replayed and ticked ($got >= $position)");
@@ -161,6 +196,29 @@ note(sprintf('standby: append-to-waiter latency %.4f s', time - $t0));
 cmp_ok(time - $t0, '<', 30, 'standby: before its timeout');
 is($standby->safe_psql('postgres', 'SELECT eventstore.head()'),
 	$got, "standby: which is the standby's head");
+
+# wait_for_head on the standby: a snapshot only for each look
+$standby_head = $standby->safe_psql('postgres', 'SELECT eventstore.head()');
+$standby_waiter->query_until(qr/calling/, qq{
+\\echo calling
+CALL eventstore.wait_for_head($standby_head, '60 seconds') \\gset
+});
+$standby->poll_query_until('postgres', qq{
+	SELECT state = 'active' AND wait_event_type = 'Extension'
+	  FROM pg_stat_activity WHERE pid = $standby_pid})
+  or die 'the procedure did not start waiting on the standby';
+my $without = 0;
+for (1 .. 20)
+{
+	$without++ if $standby->safe_psql('postgres', qq{
+		SELECT backend_xmin IS NULL FROM pg_stat_activity WHERE pid = $standby_pid}) eq 't';
+	usleep(10_000);
+}
+cmp_ok($without, '>=', 15,
+	"standby: wait_for_head holds no snapshot between its looks ($without of 20 samples)");
+$position = append('replicated-procedure');
+$got = $standby_waiter->query_safe('SELECT :head');
+cmp_ok($got, '>=', $position, "standby: wait_for_head returns once it is replayed ($got)");
 $standby_waiter->quit;
 
 $standby->stop;
