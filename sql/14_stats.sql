@@ -1,8 +1,8 @@
 --
 -- eventstore.stats: the database's counters.  Appends count when they
 -- commit (a rolled-back transaction or subtransaction counts as
--- rolled_back), conflicts as they happen.  Ticks and wake-ups come from the
--- ticker, asynchronously: only their growth is checked.
+-- rolled_back), conflicts as they happen.  Ticks come from the ticker,
+-- asynchronously: only their growth is checked; no waiter is woken here.
 --
 SELECT eventstore.reset_stats();
 SELECT appends, events, duplicates, bytes, rolled_back, conflicts, waits,
@@ -55,7 +55,8 @@ SELECT eventstore.wait_for(eventstore.head(), '10 milliseconds') > 0 AS timed_ou
 SELECT appends, events, rolled_back, waits, wait_timeouts,
 	   head = eventstore.head() AS head_is_head
   FROM eventstore.stats;
--- the ticker recorded the head, and woke waiters when it moved
+-- the ticker recorded the head (waking waiters is counted in
+-- test/t/010_wait_for.pl)
 SELECT eventstore.append('stats-7', ARRAY[eventstore.event('A', '{}')]) IS NOT NULL AS appended;
 DO $$
 BEGIN
@@ -66,7 +67,7 @@ BEGIN
 	END LOOP;
 END
 $$;
-SELECT ticks > 0 AS ticked, wakeups >= ticks AS woke FROM eventstore.stats;
+SELECT ticks > 0 AS ticked, wakeups AS no_waiter_woken FROM eventstore.stats;
 -- reset
 SELECT stats_reset AS before_reset FROM eventstore.stats \gset
 SELECT eventstore.reset_stats();

@@ -49,7 +49,6 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
-#include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -374,10 +373,66 @@ es_interval_ms(Interval *span)
 	return (long) Min(usecs / 1000.0, (float8) PG_INT32_MAX);
 }
 
+/* es_wait on the primary, once the wait is published: the latch loop. */
+static int64
+es_wait_latch(EsDatabase *db, int64 after, TimestampTz deadline)
+{
+	bool		known = true;
+	int64		head = es_head_of(db, NULL, InvalidFullTransactionId, &known);
+
+	for (;;)
+	{
+		long		remaining;
+
+		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (head > after || remaining <= 0)
+			return head;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Min(remaining, ES_WAIT_RECHECK_MS), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		/* seeded by the first look: shared memory only from here */
+		if (!EsHeadNow(db, &head))
+			head = es_head_of(db, NULL, InvalidFullTransactionId, &known);
+	}
+}
+
+/*
+ * es_wait on the primary: publish the wait in the backend's slot, then
+ * look at the head.  A ticker that sees the head pass after in its scan of
+ * the slots (EsWakeWaiters) sets the latch; one that scanned before the
+ * wait was published moved the head before the first look.  The wait is
+ * withdrawn however it ends (a cancel included), or the ticker would keep
+ * setting the latch.
+ */
+static int64
+es_wait_published(EsDatabase *db, int64 after, TimestampTz deadline)
+{
+	EsSlot	   *slot = EsMySlot(db);
+	int64		head;
+
+	pg_atomic_write_u64(&slot->wait_after, (uint64) after);
+	pg_write_barrier();
+	slot->wait_latch = MyLatch;
+	pg_memory_barrier();
+	PG_TRY();
+	{
+		head = es_wait_latch(db, after, deadline);
+	}
+	PG_FINALLY();
+	{
+		slot->wait_latch = NULL;
+		pg_memory_barrier();
+	}
+	PG_END_TRY();
+	return head;
+}
+
 /*
  * Wait until the head is above after, or the deadline: on the primary on
- * the database's condition variable, broadcast by the ticker as it sees the
- * head move, looking at the head in shared memory only; on a hot standby
+ * the backend's latch, with the wait published in its slot so that the
+ * ticker sets the latch once the head passes after (EsWakeWaiters),
+ * looking at the head in shared memory only; on a hot standby
  * by looking for a newer replayed tick every 20 ms, each time with a new
  * snapshot (with no_snapshot, dropped again at once, the catalog's too, so
  * that the backend holds no snapshot between two looks).  Returns the head
@@ -387,7 +442,6 @@ static int64
 es_wait(EsDatabase *db, int64 after, TimestampTz deadline, bool no_snapshot)
 {
 	int64		head;
-	bool		known = true;
 
 	if (RecoveryInProgress())
 	{
@@ -410,25 +464,43 @@ es_wait(EsDatabase *db, int64 after, TimestampTz deadline, bool no_snapshot)
 		}
 	}
 	else
-	{
-		ConditionVariablePrepareToSleep(&db->head_moved);
-		for (;;)
-		{
-			long		remaining;
-
-			head = es_head_of(db, NULL, InvalidFullTransactionId, &known);
-			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-			if (head > after || remaining <= 0)
-				break;
-			(void) ConditionVariableTimedSleep(&db->head_moved,
-											   Min(remaining, ES_WAIT_RECHECK_MS),
-											   PG_WAIT_EXTENSION);
-		}
-		ConditionVariableCancelSleep();
-	}
+		head = es_wait_published(db, after, deadline);
 	if (head <= after)
 		EsCount(db, ES_COUNT_WAIT_TIMEOUTS, 1);
 	return head;
+}
+
+/*
+ * EsWakeWaiters
+ *		The ticker saw the head move: set the latch of every wait_for of the
+ *		database that waits for the head to pass a position below it, and
+ *		of no other.  Returns how many.  Reads the slots without the lock
+ *		(see es_wait for the order of the writes).
+ */
+int
+EsWakeWaiters(EsDatabase *db)
+{
+	int64		head;
+	int			woken = 0;
+
+	if (!EsHeadNow(db, &head))
+		return 0;
+	pg_memory_barrier();
+	for (int i = 0; i < EsSlotCount(); i++)
+	{
+		EsSlot	   *slot = &db->slots[i];
+		Latch	   *latch = slot->wait_latch;
+
+		if (latch == NULL)
+			continue;
+		pg_read_barrier();
+		if ((int64) pg_atomic_read_u64(&slot->wait_after) < head)
+		{
+			SetLatch(latch);
+			woken++;
+		}
+	}
+	return woken;
 }
 
 /* The arguments of wait_for and wait_for_head, checked; the deadline. */

@@ -17,5 +17,6 @@ extern void EsHeadInit(void);
 extern int64 EsHead(void);
 extern bool EsHeadNow(EsDatabase *db, int64 *head);
 extern int64 EsLastTick(void);
+extern int	EsWakeWaiters(EsDatabase *db);
 
 #endif							/* ES_HEAD_H */

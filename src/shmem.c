@@ -81,6 +81,15 @@ es_entry_size(void)
 	return size;
 }
 
+/* Every slot of an entry empty: no positions held, no wait. */
+static void
+es_clear_slots(EsDatabase *db)
+{
+	memset(db->slots, 0, es_shared->nslots * sizeof(EsSlot));
+	for (int i = 0; i < es_shared->nslots; i++)
+		pg_atomic_init_u64(&db->slots[i].wait_after, 0);
+}
+
 static Size
 es_shmem_size(void)
 {
@@ -130,7 +139,6 @@ es_shmem_startup(void)
 			memset(db, 0, sizeof(EsDatabase));
 			db->dboid = InvalidOid;
 			db->lock = &locks[1 + i].lock;
-			ConditionVariableInit(&db->head_moved);
 			for (int c = 0; c < ES_NUM_COUNTERS; c++)
 				pg_atomic_init_u64(&db->counters[c], 0);
 			pg_atomic_init_u64(&db->counters_reset_at, 0);
@@ -138,7 +146,7 @@ es_shmem_startup(void)
 			p += MAXALIGN(es_shared->nslots * sizeof(EsSlot));
 			db->ring = (EsCommit *) p;
 			p += MAXALIGN(es_shared->ring_size * sizeof(EsCommit));
-			memset(db->slots, 0, es_shared->nslots * sizeof(EsSlot));
+			es_clear_slots(db);
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -201,7 +209,7 @@ es_reset_entry(EsDatabase *db, Oid dboid)
 	db->ticker_wanted = OidIsValid(dboid);
 	db->ticker_stops = 0;
 	db->ticker_recheck = false;
-	memset(db->slots, 0, es_shared->nslots * sizeof(EsSlot));
+	es_clear_slots(db);
 	for (int c = 0; c < ES_NUM_COUNTERS; c++)
 		pg_atomic_write_u64(&db->counters[c], 0);
 	pg_atomic_write_u64(&db->counters_reset_at, (uint64) GetCurrentTimestamp());

@@ -15,7 +15,6 @@
 
 #include "access/transam.h"
 #include "port/atomics.h"
-#include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "utils/timestamp.h"
@@ -27,13 +26,20 @@ typedef struct EsCommit
 	int64		lowest;			/* lowest position the transaction held */
 } EsCommit;
 
-/* One backend's open appending transaction in one database. */
+/*
+ * One backend's open appending transaction in one database, and its wait
+ * for the head (head.c) if one is in progress.
+ */
 typedef struct EsSlot
 {
 	int64		lowest;			/* 0: holds no position */
 	int			pid;
 	FullTransactionId xid;
 	TimestampTz xact_start;
+
+	/* a wait_for in progress, woken by the ticker once the head passes */
+	Latch	   *wait_latch;		/* NULL: none */
+	pg_atomic_uint64 wait_after;
 } EsSlot;
 
 /*
@@ -82,9 +88,6 @@ typedef struct EsDatabase
 	bool		ticker_wanted;	/* the database needs a ticker */
 	int			ticker_stops;	/* commands that need the database alone */
 	bool		ticker_recheck; /* look at the catalog, even if idle */
-
-	/* waiters for the head to move (head.c), woken by the ticker */
-	ConditionVariable head_moved;
 
 	/* counters (metrics.c): atomics, read and added without the lock */
 	pg_atomic_uint64 counters[ES_NUM_COUNTERS];

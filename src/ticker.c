@@ -16,8 +16,10 @@
  * coalesces: at most one tick per eventstore.tick_interval, none while
  * nothing moves.  Followers LISTEN on "eventstore" and read up to the head
  * they are told (or ask for it themselves); callers of eventstore.wait_for
- * sleep on the database's condition variable, which the ticker broadcasts
- * as it sees the head move, so they too wake at most once per tick.
+ * publish in their slot the position they wait to see passed, and the
+ * ticker, as it sees the head move, sets the latch of those the head has
+ * passed and of no other (EsWakeWaiters): they wake at most once per tick,
+ * and waiters further ahead cost nothing.
  *
  * A tick's head is computed after every event at or below it has committed
  * (that is what the head means), so the tick's own commit record follows
@@ -55,6 +57,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
@@ -66,6 +69,8 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "replication/walsender.h"
+#include "replication/walsender_private.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
@@ -126,7 +131,7 @@ static const char *const es_ticker_settings[][2] = {
 	{"idle_in_transaction_session_timeout", "0"},
 	{"session_replication_role", "origin"},
 	{"exit_on_error", "off"},
-	{"synchronous_commit", "off"},
+	{"synchronous_commit", "off"},	/* flushed for standbys: es_tick */
 };
 
 static void
@@ -240,6 +245,32 @@ es_prune_ticks(void)
 }
 
 /*
+ * Whether a WAL sender runs.  A tick commits asynchronously, and a sender
+ * streams only what is flushed: without a flush of its own the tick would
+ * reach a standby only with the next synchronous commit, or the WAL
+ * writer's next round (wal_writer_delay), and a standby's head (the newest
+ * replayed tick) would lag by that much.
+ */
+static bool
+es_standbys_streaming(void)
+{
+	if (WalSndCtl == NULL)
+		return false;
+	for (int i = 0; i < max_wal_senders; i++)
+	{
+		WalSnd	   *sender = &WalSndCtl->walsnds[i];
+		pid_t		pid;
+
+		SpinLockAcquire(&sender->mutex);
+		pid = sender->pid;
+		SpinLockRelease(&sender->mutex);
+		if (pid != 0)
+			return true;
+	}
+	return false;
+}
+
+/*
  * One tick, in its own transaction: record and announce the head if it
  * moved (counting the ticks recorded in *recorded), prune if asked
  * (setting *excess when more than tick_keep ticks are left).  Returns false
@@ -249,6 +280,7 @@ static bool
 es_tick(int64 *last_head, bool prune, int *recorded, bool *excess)
 {
 	bool		present;
+	int			recorded_before = *recorded;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -271,6 +303,8 @@ es_tick(int64 *last_head, bool prune, int *recorded, bool *excess)
 
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	if (*recorded > recorded_before && es_standbys_streaming())
+		XLogFlush(XactLastCommitEnd);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return present;
@@ -439,9 +473,8 @@ eventstore_ticker_main(Datum main_arg)
 			(cue != last_cue &&
 			 !(EsHeadNow(ticker_db, &head) && head == last_head)))
 		{
-			/* eventstore.wait_for() callers look at the head again */
-			ConditionVariableBroadcast(&ticker_db->head_moved);
-			EsCount(ticker_db, ES_COUNT_WAKEUPS, 1);
+			/* the eventstore.wait_for() callers the head has passed */
+			EsCount(ticker_db, ES_COUNT_WAKEUPS, EsWakeWaiters(ticker_db));
 			last_tick = now;
 			if (es_tick_guarded(&last_head, prune, &recorded, &excess, &present))
 			{

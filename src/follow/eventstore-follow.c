@@ -7,7 +7,7 @@
  * durable subscription with eventstore.poll(), in batches, prints each event
  * as one JSON object per line on stdout, and when it has caught up waits for
  * the server's "eventstore" notifications (or, on a standby and with
- * --no-listen, in the server with eventstore.wait_for, for at most the poll
+ * --no-listen, in the server with eventstore.wait_for_head, for at most the poll
  * interval) before reading again.  The server
  * builds each line with json_build_object, so the escaping is PostgreSQL's
  * own.
@@ -23,7 +23,7 @@
  * read, measured with pgbench).  LISTEN cannot work through such a pooler
  * (a notification goes to whichever client holds the listening server
  * connection at the time, or nowhere); --no-listen leaves it out, and the
- * follower waits with eventstore.wait_for instead, one statement that
+ * follower waits with eventstore.wait_for_head instead, one statement that
  * returns as soon as the head moves.  --exit-at-head never waits, so it
  * never listens.
  *
@@ -187,7 +187,7 @@ usage(void)
 		   "                             (default: 1000)\n");
 	printf("  -e, --exit-at-head         exit once every event available now is printed\n");
 	printf("  -L, --no-listen            do not LISTEN; wait in the server with\n"
-		   "                             eventstore.wait_for (for a pooler in transaction\n"
+		   "                             eventstore.wait_for_head (for a pooler in transaction\n"
 		   "                             or statement mode)\n");
 	printf("  -r, --max-retries=N        retry a failed connection at most N times in a row\n"
 		   "                             (default: not at startup, without limit once\n"
@@ -674,12 +674,14 @@ read_batch(Follower *f, const FollowOptions *opts, int *count)
 	return FOLLOW_OK;
 }
 
-/* The longest one server-side wait may take: its statement keeps a snapshot. */
+/* The longest one server-side wait may take (a stop cancels it sooner). */
 #define MAX_SERVER_WAIT_MS 30000
 
 /*
  * Where LISTEN is not used (a standby, --no-listen): wait in the server
- * with eventstore.wait_for until the head passes what was read (the
+ * with CALL eventstore.wait_for_head, which holds no snapshot while it
+ * waits (on a standby a held snapshot could hold back the replay of the
+ * very tick it waits for), until the head passes what was read (the
  * larger of the last position printed and the head the last wait
  * returned: a filtered poll or a gap of aborted positions leaves the head
  * above the last event), for at most the poll interval.  A stop signal
@@ -689,7 +691,7 @@ static FollowResult
 wait_on_server(Follower *f, const FollowOptions *opts)
 {
 	static const char *const sql =
-		"SELECT eventstore.wait_for($1::bigint, $2::interval)";
+		"CALL eventstore.wait_for_head($1::bigint, $2::interval, NULL)";
 	char		after[32];
 	char		timeout[48];
 	const char *values[2] = {after, timeout};

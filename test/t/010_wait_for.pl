@@ -105,6 +105,8 @@ for my $round (1 .. 5)
 	cmp_ok($got, '>=', $position,
 		"primary, round $round: the waiter returns a head at the append ($got >= $position)");
 }
+is($primary->safe_psql('postgres', 'SELECT wakeups >= 5 FROM eventstore.stats'),
+	't', 'primary: eventstore.stats counts the waiters the ticker woke');
 my @sorted = sort { $a <=> $b } @latencies;
 note(sprintf('append-to-waiter latencies (append call included): %s s',
 		join(', ', map { sprintf('%.4f', $_) } @sorted)));
@@ -126,6 +128,42 @@ $t0 = time;
 append('polled');
 is($waiter->query_safe('SELECT :got'), 1, 'primary: a poll with wait returns the new event');
 cmp_ok(time - $t0, '<', 5, 'primary: at once');
+
+# A waiter for a position far ahead is not woken by appends below it: the
+# ticker wakes only the waiters the head has passed.  Cancelled, its wait
+# is withdrawn: no later tick wakes it.
+sub wakeups { return $primary->safe_psql('postgres', 'SELECT wakeups FROM eventstore.stats') }
+$head = $primary->safe_psql('postgres', 'SELECT eventstore.head()');
+start_wait($primary, $waiter, $waiter_pid, $head + 1000000, '60 seconds');
+my $before = wakeups();
+for my $i (1 .. 5)
+{
+	append("far-ahead-$i");
+	usleep(50_000);
+}
+$primary->poll_query_until('postgres', q{
+	SELECT (SELECT t.head FROM eventstore.ticks t ORDER BY t.tick_id DESC LIMIT 1)
+		 = eventstore.head()})
+  or die 'no tick reached the head';
+is(wakeups(), $before, 'primary: five ticks woke no waiter waiting for a position far ahead');
+is( $primary->safe_psql('postgres', qq{
+		SELECT state || ' ' || wait_event_type FROM pg_stat_activity WHERE pid = $waiter_pid}),
+	'active Extension', 'primary: and it still waits');
+$primary->safe_psql('postgres', "SELECT pg_cancel_backend($waiter_pid)");
+$waiter->query('SELECT 1');
+$waiter->{stderr} = '';
+# a wait for the current head, cancelled before anything is appended
+$head = $primary->safe_psql('postgres', 'SELECT eventstore.head()');
+start_wait($primary, $waiter, $waiter_pid, $head, '60 seconds');
+$primary->safe_psql('postgres', "SELECT pg_cancel_backend($waiter_pid)");
+$waiter->query('SELECT 1');
+$waiter->{stderr} = '';
+append('after-cancel');
+$primary->poll_query_until('postgres', q{
+	SELECT (SELECT t.head FROM eventstore.ticks t ORDER BY t.tick_id DESC LIMIT 1)
+		 = eventstore.head()})
+  or die 'no tick reached the head';
+is(wakeups(), $before, 'primary: a cancelled wait is withdrawn, no tick wakes it');
 
 # Cancelled at once.
 $head = $primary->safe_psql('postgres', 'SELECT eventstore.head()');
