@@ -42,6 +42,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "nodes/parsenodes.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -237,21 +238,21 @@ eventstore_open_feed(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (!filtered)
-		plan = EsKeptPlan(&open_feed_plan,
-						  "SELECT " ES_READ_COLUMNS " FROM eventstore.events "
-						  "WHERE insert_order OPERATOR(pg_catalog.>) $1 "
-						  "AND insert_order OPERATOR(pg_catalog.<=) $2 "
-						  "ORDER BY insert_order",
-						  2, types);
+		plan = EsKeptCursorPlan(&open_feed_plan,
+								"SELECT " ES_READ_COLUMNS " FROM eventstore.events "
+								"WHERE insert_order OPERATOR(pg_catalog.>) $1 "
+								"AND insert_order OPERATOR(pg_catalog.<=) $2 "
+								"ORDER BY insert_order",
+								2, types, CURSOR_OPT_FAST_PLAN);
 	else
-		plan = EsKeptPlan(&filtered_plan,
-						  "SELECT " ES_READ_COLUMNS " FROM eventstore.events "
-						  "WHERE insert_order OPERATOR(pg_catalog.>) $1 "
-						  "AND insert_order OPERATOR(pg_catalog.<=) $2 "
-						  "AND eventstore.subscription_matches($3, $4, $5, "
-						  "event_type, stream_id, partition_key) "
-						  "ORDER BY insert_order",
-						  5, types);
+		plan = EsKeptCursorPlan(&filtered_plan,
+								"SELECT " ES_READ_COLUMNS " FROM eventstore.events "
+								"WHERE insert_order OPERATOR(pg_catalog.>) $1 "
+								"AND insert_order OPERATOR(pg_catalog.<=) $2 "
+								"AND eventstore.subscription_matches($3, $4, $5, "
+								"event_type, stream_id, partition_key) "
+								"ORDER BY insert_order",
+								5, types, CURSOR_OPT_FAST_PLAN);
 	portal = SPI_cursor_open(name, plan, values, nulls, false);
 	/* the portal outlives SPI; its name is copied out before SPI ends */
 	result = (text *) SPI_palloc(VARHDRSZ + strlen(portal->name));

@@ -25,9 +25,23 @@
 SPIPlanPtr
 EsKeptPlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 {
+	return EsKeptCursorPlan(cache, sql, nargs, argtypes, 0);
+}
+
+/*
+ * EsKeptCursorPlan
+ *		The same, prepared with cursor options: CURSOR_OPT_FAST_PLAN for a
+ *		cursor that is read a page at a time, so that the plan favours the
+ *		first rows (an ordered merge of index scans) over the whole result
+ *		(a sort of every row up to the end), generic plans included.
+ */
+SPIPlanPtr
+EsKeptCursorPlan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
+				 int cursor_options)
+{
 	if (*cache == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, cursor_options);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s",

@@ -14,5 +14,7 @@
 
 extern SPIPlanPtr EsKeptPlan(SPIPlanPtr *cache, const char *sql, int nargs,
 							 Oid *argtypes);
+extern SPIPlanPtr EsKeptCursorPlan(SPIPlanPtr *cache, const char *sql, int nargs,
+								   Oid *argtypes, int cursor_options);
 
 #endif							/* ES_SPI_H */
