@@ -212,10 +212,10 @@ wait_build() {
 }
 
 # Stop what this script started, by pid: waiters and clients, PgBouncer
-# (its pid file), then the clusters (es_cleanup's pg_ctl stop), and remove
-# the work directory unless ES_KEEP=1.
+# (its pid file), then es_cleanup (the clusters, the work directory unless
+# ES_KEEP=1).
 wait_cleanup() {
-	local pid data
+	local pid
 	for pid in "${WAIT_PIDS[@]}"; do
 		kill -TERM "$pid" 2>/dev/null
 	done
@@ -223,21 +223,7 @@ wait_cleanup() {
 		pid=$(cat "$BOUNCER_PIDFILE")
 		case $pid in '' | *[!0-9]*) ;; *) kill -TERM "$pid" 2>/dev/null ;; esac
 	fi
-	if [ -n "$ES_CHILD" ]; then
-		es_kill_tree "$ES_CHILD"
-		ES_CHILD=""
-	fi
-	[ -n "$ES_WORK" ] && [ -d "$ES_WORK" ] || return 0
-	for data in "${ES_CLUSTERS[@]}"; do
-		[ -f "$data/postmaster.pid" ] || continue
-		es_as_pg pg_ctl -D "$data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
-	done
-	if [ "${ES_KEEP:-0}" = 1 ]; then
-		es_log "ES_KEEP=1: kept $ES_WORK"
-	else
-		rm -rf "$ES_WORK"
-	fi
-	ES_WORK=""
+	es_cleanup
 }
 
 wait_on_exit() {
