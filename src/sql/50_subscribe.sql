@@ -456,7 +456,7 @@ BEGIN
 	 */
 	IF NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'
 	   AND EXISTS (SELECT FROM eventstore.dead_letters d
-				   WHERE d.subscription = s.name AND d.retry_at <= clock_timestamp()) THEN
+				   WHERE d.subscription = s.name AND d.retry_at <= statement_timestamp()) THEN
 		UPDATE eventstore.subscriptions x SET redelivery_xid = pg_current_xact_id()
 		 WHERE x.name = s.name;
 		IF after_position IS NULL THEN

@@ -44,6 +44,12 @@ CREATE TABLE eventstore.dead_letters (
 COMMENT ON TABLE eventstore.dead_letters IS
 'events consumers gave back (nack): attempts, reason, when they come back (retry_at; NULL: parked until replayed)';
 SELECT pg_catalog.pg_extension_config_dump('eventstore.dead_letters', '');
+/*
+ * Every read-write poll asks for the subscription's due dead letters: by
+ * this index it reads those only, however many others stay parked
+ * (retry_at NULL) or wait.
+ */
+CREATE INDEX dead_letters_due ON eventstore.dead_letters (subscription, retry_at);
 
 /*
  * Dead letters with their state, for people.  The event itself: join
@@ -175,7 +181,7 @@ BEGIN
 		   AND d.insert_order IN (
 				SELECT x.insert_order FROM eventstore.dead_letters x
 				 WHERE x.subscription = dead_letter_redeliver.subscription
-				   AND x.retry_at <= clock_timestamp()
+				   AND x.retry_at <= statement_timestamp()
 				   AND (first_buckets IS NULL
 						OR EXISTS (SELECT FROM unnest(first_buckets, last_buckets) r(f, l)
 									WHERE x.bucket BETWEEN r.f AND r.l))

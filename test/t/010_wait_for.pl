@@ -55,13 +55,18 @@ $primary->poll_query_until('postgres', q{
 	SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'eventstore ticker'})
   or die 'no ticker';
 
-# Start a wait in a background session; returns once it is waiting.
+# Start a wait in a background session, with wait_for (its result in :got)
+# or, given 'procedure', with CALL wait_for_head (in :head); returns once
+# it is waiting.
 sub start_wait
 {
-	my ($node, $session, $pid, $after, $timeout) = @_;
+	my ($node, $session, $pid, $after, $timeout, $how) = @_;
+	my $call = ($how // '') eq 'procedure'
+	  ? "CALL eventstore.wait_for_head($after, '$timeout') \\gset"
+	  : "SELECT eventstore.wait_for($after, '$timeout') AS got \\gset";
 	$session->query_until(qr/waiting/, qq{
 \\echo waiting
-SELECT eventstore.wait_for($after, '$timeout') AS got \\gset
+$call
 });
 	$node->poll_query_until('postgres', qq{
 		SELECT state = 'active' AND wait_event_type = 'Extension'
@@ -187,14 +192,7 @@ append('release-function-waiter');
 $waiter->query_safe('SELECT :got');
 
 $head = $primary->safe_psql('postgres', 'SELECT eventstore.head()');
-$waiter->query_until(qr/calling/, qq{
-\\echo calling
-CALL eventstore.wait_for_head($head, '60 seconds') \\gset
-});
-$primary->poll_query_until('postgres', qq{
-	SELECT state = 'active' AND wait_event_type = 'Extension'
-	  FROM pg_stat_activity WHERE pid = $waiter_pid})
-  or die 'the procedure did not start waiting';
+start_wait($primary, $waiter, $waiter_pid, $head, '60 seconds', 'procedure');
 is( $primary->safe_psql('postgres', qq{
 		SELECT backend_xmin IS NULL AND backend_xid IS NULL
 		  FROM pg_stat_activity WHERE pid = $waiter_pid}),
@@ -237,14 +235,7 @@ is($standby->safe_psql('postgres', 'SELECT eventstore.head()'),
 
 # wait_for_head on the standby: a snapshot only for each look
 $standby_head = $standby->safe_psql('postgres', 'SELECT eventstore.head()');
-$standby_waiter->query_until(qr/calling/, qq{
-\\echo calling
-CALL eventstore.wait_for_head($standby_head, '60 seconds') \\gset
-});
-$standby->poll_query_until('postgres', qq{
-	SELECT state = 'active' AND wait_event_type = 'Extension'
-	  FROM pg_stat_activity WHERE pid = $standby_pid})
-  or die 'the procedure did not start waiting on the standby';
+start_wait($standby, $standby_waiter, $standby_pid, $standby_head, '60 seconds', 'procedure');
 my $without = 0;
 for (1 .. 20)
 {

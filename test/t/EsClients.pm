@@ -24,6 +24,8 @@ use Time::HiRes qw(usleep time);
 
 use PostgreSQL::Test::Utils;
 
+use EsFollow ();
+
 our @EXPORT = qw(find_program python_with_psycopg2 install_node_examples
   example_uri run_example start_example wait_for_output pump_for stop_example);
 
@@ -148,19 +150,7 @@ sub stop_example
 {
 	my ($h, $signal, $seconds) = @_;
 	$h->signal($signal) if defined $signal && $h->pumpable;
-	my $deadline = time() + ($seconds // 20);
-	while ($h->pumpable && time() < $deadline)
-	{
-		$h->pump_nb;
-		usleep(20_000);
-	}
-	if ($h->pumpable)
-	{
-		$h->kill_kill;
-		return undef;
-	}
-	$h->finish;
-	return $h->full_result(0);
+	return EsFollow::wait_for_exit($h, $seconds // 20);
 }
 
 1;
